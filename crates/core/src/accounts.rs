@@ -1,0 +1,410 @@
+//! Accounts: registration, password login with lockout, password change, import.
+//! Unknown user, wrong password and locked account all answer
+//! [`CoreError::InvalidCredentials`] after the same amount of hashing work.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::audit::{self, Action};
+use crate::clock::{Millis, now_millis};
+use crate::email::normalize_email;
+use crate::ids::{TenantId, UserId};
+use crate::model::{HashAlgorithm, Identity, RequestMeta, Role, User};
+use crate::password::{PasswordHasher, PasswordPolicy, Verified};
+use crate::sessions::{NewSession, SessionPolicy, new_session, user_resource};
+use crate::store::Store;
+use crate::{CoreError, Result};
+
+/// Brute-force lockout settings.
+#[derive(Clone, Debug)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the account.
+    pub threshold: i32,
+    /// First lockout duration; doubles with every further failure after unlock.
+    pub base_ms: Millis,
+    /// Upper bound of the back-off.
+    pub max_ms: Millis,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            threshold: 5,
+            base_ms: 60_000,
+            max_ms: 3_600_000,
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// Lock duration after `failures` consecutive failures, if they warrant one.
+    pub fn lock_for(&self, failures: i32) -> Option<Millis> {
+        if self.threshold <= 0 || failures < self.threshold {
+            return None;
+        }
+        let doublings = u32::try_from(failures - self.threshold)
+            .unwrap_or(0)
+            .min(20);
+        Some(
+            self.base_ms
+                .saturating_mul(1i64 << doublings)
+                .min(self.max_ms),
+        )
+    }
+}
+
+/// A user row to import with an existing hash (e.g. bcrypt from a legacy system).
+#[derive(Clone, Debug)]
+pub struct ImportedUser {
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// Account flows.
+#[derive(Clone)]
+pub struct AccountService {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    password_policy: PasswordPolicy,
+    lockout: LockoutPolicy,
+    sessions: SessionPolicy,
+}
+
+impl AccountService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: PasswordHasher,
+        password_policy: PasswordPolicy,
+        lockout: LockoutPolicy,
+        sessions: SessionPolicy,
+    ) -> Self {
+        AccountService {
+            store,
+            hasher,
+            password_policy,
+            lockout,
+            sessions,
+        }
+    }
+
+    fn check_password(&self, email: &str, password: &SecretString) -> Result<()> {
+        let local = email.split('@').next().unwrap_or_default();
+        self.password_policy
+            .check(password.expose_secret(), &[email, local])
+    }
+
+    /// Creates a user with a new password. `actor` is `None` for self-registration.
+    pub async fn register(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        password: &SecretString,
+        role: Role,
+        actor: Option<UserId>,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        let email = normalize_email(email)?;
+        self.check_password(&email, password)?;
+        let hash = self.hasher.hash(password).await?;
+        let now = now_millis();
+        let user = User {
+            id: UserId::new(),
+            tenant_id: tenant,
+            email,
+            password_hash: hash,
+            password_algorithm: HashAlgorithm::Argon2id,
+            role,
+            failed_attempts: 0,
+            locked_until: None,
+            last_login_at: None,
+            last_login_ip: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store.write(tenant).await?;
+        if tx.user_by_email(&user.email).await?.is_some() {
+            return Err(CoreError::Conflict(
+                "email: an account with this address already exists".into(),
+            ));
+        }
+        tx.insert_user(&user).await?;
+        let action = if actor.is_some() {
+            Action::UserCreate
+        } else {
+            Action::UserRegister
+        };
+        let ev = audit::event(
+            tenant,
+            meta,
+            actor.or(Some(user.id)),
+            action,
+            user_resource(user.id),
+            true,
+            json!({"role": role.as_str()}),
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Imports users with existing hashes; all rows or none. Returns the count.
+    pub async fn import(
+        &self,
+        tenant: TenantId,
+        rows: Vec<ImportedUser>,
+        meta: &RequestMeta,
+    ) -> Result<usize> {
+        let mut tx = self.store.write(tenant).await?;
+        let now = now_millis();
+        for (i, row) in rows.iter().enumerate() {
+            let line = i + 1;
+            let email = normalize_email(&row.email)
+                .map_err(|e| CoreError::Invalid(format!("row {line}: {e}")))?;
+            let algorithm =
+                crate::password::detect_algorithm(&row.password_hash).ok_or_else(|| {
+                    CoreError::Invalid(format!(
+                        "row {line}: password_hash: expected a bcrypt ($2a$/$2b$/$2y$) or $argon2id$ hash"
+                    ))
+                })?;
+            if tx.user_by_email(&email).await?.is_some() {
+                return Err(CoreError::Conflict(format!(
+                    "row {line}: email: an account with this address already exists"
+                )));
+            }
+            let user = User {
+                id: UserId::new(),
+                tenant_id: tenant,
+                email,
+                password_hash: row.password_hash.clone(),
+                password_algorithm: algorithm,
+                role: row.role,
+                failed_attempts: 0,
+                locked_until: None,
+                last_login_at: None,
+                last_login_ip: None,
+                created_at: now,
+                updated_at: now,
+            };
+            tx.insert_user(&user).await?;
+            let ev = audit::event(
+                tenant,
+                meta,
+                None,
+                Action::UserImport,
+                user_resource(user.id),
+                true,
+                json!({"algorithm": algorithm.as_str()}),
+            );
+            tx.append_audit(&ev).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    async fn audit_failure(
+        &self,
+        tenant: TenantId,
+        user: Option<&User>,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let mut tx = self.store.write(tenant).await?;
+        let resource = user.map_or_else(|| "user".to_string(), |u| user_resource(u.id));
+        let ev = audit::event(
+            tenant,
+            meta,
+            None,
+            Action::LoginFailure,
+            resource,
+            false,
+            json!({"reason": reason}),
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await
+    }
+
+    /// Password login. On success the caller sets the returned session's token as cookie.
+    pub async fn login(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(User, NewSession)> {
+        let found = match normalize_email(email) {
+            Ok(email) => {
+                let mut tx = self.store.read(tenant).await?;
+                tx.user_by_email(&email).await?
+            }
+            Err(_) => None,
+        };
+        let Some(user) = found else {
+            self.hasher.verify_dummy(password).await?;
+            self.audit_failure(tenant, None, "unknown_user", meta)
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        };
+        let now = now_millis();
+        if user.locked_until.is_some_and(|until| until > now) {
+            self.hasher.verify_dummy(password).await?;
+            self.audit_failure(tenant, Some(&user), "locked", meta)
+                .await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        let verified = self
+            .hasher
+            .verify(password, &user.password_hash, user.password_algorithm)
+            .await?;
+        if verified == Verified::No {
+            self.record_failure(tenant, user.id, meta).await?;
+            return Err(CoreError::InvalidCredentials);
+        }
+        let rehash = if verified == Verified::YesNeedsRehash {
+            Some(self.hasher.hash(password).await?)
+        } else {
+            None
+        };
+        let new = new_session(&self.sessions, &user, meta)?;
+        let mut tx = self.store.write(tenant).await?;
+        if let Some(hash) = &rehash {
+            tx.update_password(user.id, hash, HashAlgorithm::Argon2id, now)
+                .await?;
+        }
+        tx.record_login_success(user.id, now, meta.ip.as_deref())
+            .await?;
+        tx.insert_session(&new.session).await?;
+        let mut details = json!({"session_id": new.session.id});
+        if rehash.is_some() {
+            details["rehashed_from"] = json!(user.password_algorithm.as_str());
+        }
+        let ev = audit::event(
+            tenant,
+            meta,
+            Some(user.id),
+            Action::LoginSuccess,
+            user_resource(user.id),
+            true,
+            details,
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await?;
+        let mut tx = self.store.read(tenant).await?;
+        let user = tx.user_by_id(user.id).await?.unwrap_or(user);
+        Ok((user, new))
+    }
+
+    /// Counts a failed password, locking the account when the threshold is reached.
+    async fn record_failure(&self, tenant: TenantId, id: UserId, meta: &RequestMeta) -> Result<()> {
+        let now = now_millis();
+        let mut tx = self.store.write(tenant).await?;
+        // Re-read inside the write transaction so concurrent failures all count.
+        let Some(user) = tx.user_by_id(id).await? else {
+            return Ok(());
+        };
+        let failures = user.failed_attempts.saturating_add(1);
+        let lock = self.lockout.lock_for(failures);
+        let locked_until = lock.map(|d| now + d);
+        tx.update_login_failures(id, failures, locked_until, now)
+            .await?;
+        let ev = audit::event(
+            tenant,
+            meta,
+            None,
+            Action::LoginFailure,
+            user_resource(id),
+            false,
+            json!({"reason": "bad_password", "failed_attempts": failures}),
+        );
+        tx.append_audit(&ev).await?;
+        if let Some(duration) = lock {
+            let ev = audit::event(
+                tenant,
+                meta,
+                None,
+                Action::UserLocked,
+                user_resource(id),
+                true,
+                json!({"failed_attempts": failures, "locked_for_seconds": duration / 1000}),
+            );
+            tx.append_audit(&ev).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Changes the caller's password, revokes all their sessions and returns a new one
+    /// (a privilege change gets a new token).
+    pub async fn change_password(
+        &self,
+        who: &Identity,
+        current: &SecretString,
+        new_password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<NewSession> {
+        let tenant = who.tenant_id;
+        let user = {
+            let mut tx = self.store.read(tenant).await?;
+            tx.user_by_id(who.user_id)
+                .await?
+                .ok_or(CoreError::Unauthenticated)?
+        };
+        let verified = self
+            .hasher
+            .verify(current, &user.password_hash, user.password_algorithm)
+            .await?;
+        if verified == Verified::No {
+            return Err(CoreError::Forbidden(
+                "current_password: does not match".into(),
+            ));
+        }
+        self.check_password(&user.email, new_password)?;
+        let hash = self.hasher.hash(new_password).await?;
+        let new = new_session(&self.sessions, &user, meta)?;
+        let now = now_millis();
+        let mut tx = self.store.write(tenant).await?;
+        tx.update_password(user.id, &hash, HashAlgorithm::Argon2id, now)
+            .await?;
+        let revoked = tx.delete_user_sessions(user.id, None).await?;
+        tx.insert_session(&new.session).await?;
+        let ev = audit::event(
+            tenant,
+            meta,
+            Some(user.id),
+            Action::PasswordChange,
+            user_resource(user.id),
+            true,
+            json!({"sessions_revoked": revoked}),
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Lists users of a tenant (admin).
+    pub async fn list_users(&self, tenant: TenantId, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let mut tx = self.store.read(tenant).await?;
+        tx.list_users(limit, offset).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_backs_off_exponentially_and_caps() {
+        let p = LockoutPolicy {
+            threshold: 3,
+            base_ms: 1000,
+            max_ms: 5000,
+        };
+        assert_eq!(p.lock_for(2), None);
+        assert_eq!(p.lock_for(3), Some(1000));
+        assert_eq!(p.lock_for(4), Some(2000));
+        assert_eq!(p.lock_for(5), Some(4000));
+        assert_eq!(p.lock_for(6), Some(5000));
+        assert_eq!(p.lock_for(100), Some(5000));
+    }
+}

@@ -1,0 +1,17 @@
+//! Aegis domain logic. This crate knows nothing about HTTP or SQL: the server crate maps
+//! requests onto these services, the store crate implements the storage traits.
+
+pub mod accounts;
+pub mod audit;
+pub mod clock;
+pub mod crypto;
+pub mod email;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod password;
+pub mod sessions;
+pub mod store;
+pub mod tenants;
+
+pub use error::{CoreError, Result};

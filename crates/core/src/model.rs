@@ -1,0 +1,198 @@
+//! Plain data records shared by services and stores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::ids::{AuditId, SessionId, TenantId, UserId};
+
+/// A tenant: an isolated set of users, sessions and audit events.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// URL-safe short name, used in the `/t/{slug}` prefix.
+    pub slug: String,
+    pub name: String,
+    /// Optional host name that addresses this tenant.
+    pub host: Option<String>,
+    pub disabled: bool,
+    pub created_at: Millis,
+}
+
+/// A user's role within its tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    /// The stored and wire name of the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// Parses a stored role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// How a password hash was produced; recorded so legacy hashes can be upgraded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Argon2id,
+    Bcrypt,
+}
+
+impl HashAlgorithm {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlgorithm::Argon2id => "argon2id",
+            HashAlgorithm::Bcrypt => "bcrypt",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "argon2id" => Some(Self::Argon2id),
+            "bcrypt" => Some(Self::Bcrypt),
+            _ => None,
+        }
+    }
+}
+
+/// A user account. `password_hash` never leaves the server.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub password_hash: String,
+    pub password_algorithm: HashAlgorithm,
+    pub role: Role,
+    pub failed_attempts: i32,
+    pub locked_until: Option<Millis>,
+    pub last_login_at: Option<Millis>,
+    pub last_login_ip: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// What a client may see of a user.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub roles: Vec<&'static str>,
+    pub created_at: Millis,
+    pub last_login_at: Option<Millis>,
+    pub last_login_ip: Option<String>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            roles: vec![u.role.as_str()],
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+            last_login_ip: u.last_login_ip.clone(),
+        }
+    }
+}
+
+/// A server-side session. Only the SHA-256 of its token is stored.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: SessionId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub token_hash: Vec<u8>,
+    pub created_at: Millis,
+    /// Absolute expiry, fixed at creation.
+    pub expires_at: Millis,
+    pub last_seen_at: Millis,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What a client may see of a session.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub last_activity_at: Millis,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
+/// Who is making a request: the outcome of authenticating a session.
+#[derive(Clone, Debug, Serialize)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub roles: Vec<&'static str>,
+    pub session_id: SessionId,
+    pub session_expires_at: Millis,
+}
+
+impl Identity {
+    /// Whether the identity holds the tenant `admin` role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin.as_str())
+    }
+}
+
+/// Request facts recorded with security events.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    pub id: AuditId,
+    pub tenant_id: TenantId,
+    pub occurred_at: Millis,
+    pub request_id: Option<String>,
+    /// The acting user, when there is one.
+    pub actor_id: Option<UserId>,
+    /// A label for the actor (`user`, `anonymous`, `cli`, `system`).
+    pub actor_kind: String,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+    pub risk_score: i32,
+}
+
+/// Filters for reading the audit log, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub actor_id: Option<UserId>,
+    pub action: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// Return only events older than this id (keyset pagination).
+    pub before: Option<AuditId>,
+    pub limit: i64,
+}

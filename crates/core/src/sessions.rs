@@ -1,0 +1,217 @@
+//! Session lifetime rules and session creation/authentication.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::audit::{self, Action};
+use crate::clock::{Millis, now_millis};
+use crate::crypto::{random_token, sha256};
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::model::{Identity, RequestMeta, Session, SessionView, User};
+use crate::store::{Store, TenantTx};
+use crate::{CoreError, Result};
+
+/// Longest user agent string stored with a session.
+const MAX_USER_AGENT: usize = 512;
+
+/// Session lifetime settings.
+#[derive(Clone, Debug)]
+pub struct SessionPolicy {
+    /// Absolute lifetime from creation.
+    pub absolute_lifetime_ms: Millis,
+    /// A session unused for this long is dead.
+    pub idle_timeout_ms: Millis,
+    /// `last_seen_at` is written at most this often, not on every request.
+    pub activity_update_interval_ms: Millis,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            absolute_lifetime_ms: 8 * 3600 * 1000,
+            idle_timeout_ms: 30 * 60 * 1000,
+            activity_update_interval_ms: 60 * 1000,
+        }
+    }
+}
+
+impl SessionPolicy {
+    /// Whether a session is still valid at `now`.
+    pub fn is_live(&self, s: &Session, now: Millis) -> bool {
+        now < s.expires_at && now - s.last_seen_at < self.idle_timeout_ms
+    }
+}
+
+/// A freshly created session and the only copy of its token.
+pub struct NewSession {
+    pub session: Session,
+    /// The bearer secret for the cookie. Never stored, never logged.
+    pub token: SecretString,
+}
+
+/// Creates a session record for `user` (caller inserts it in its transaction).
+pub fn new_session(policy: &SessionPolicy, user: &User, meta: &RequestMeta) -> Result<NewSession> {
+    let token = random_token()?;
+    let now = now_millis();
+    let session = Session {
+        id: SessionId::new(),
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        token_hash: sha256(token.as_bytes()).to_vec(),
+        created_at: now,
+        expires_at: now + policy.absolute_lifetime_ms,
+        last_seen_at: now,
+        ip: meta.ip.clone(),
+        user_agent: meta
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+    };
+    Ok(NewSession {
+        session,
+        token: SecretString::from(token),
+    })
+}
+
+/// Session operations that are not part of login.
+#[derive(Clone)]
+pub struct SessionService {
+    store: Arc<dyn Store>,
+    policy: SessionPolicy,
+}
+
+impl SessionService {
+    pub fn new(store: Arc<dyn Store>, policy: SessionPolicy) -> Self {
+        SessionService { store, policy }
+    }
+
+    /// The configured policy.
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Resolves a session token to an identity, refreshing last activity when due.
+    pub async fn authenticate(&self, tenant: TenantId, token: &str) -> Result<Identity> {
+        // Tokens are 43 characters; anything else cannot match and costs no query.
+        if token.len() != 43 {
+            return Err(CoreError::Unauthenticated);
+        }
+        let hash = sha256(token.as_bytes());
+        let mut tx = self.store.read(tenant).await?;
+        let found = tx.session_by_token_hash(&hash).await?;
+        drop(tx);
+        let (session, user) = found.ok_or(CoreError::Unauthenticated)?;
+        let now = now_millis();
+        if !self.policy.is_live(&session, now) {
+            return Err(CoreError::Unauthenticated);
+        }
+        if now - session.last_seen_at >= self.policy.activity_update_interval_ms {
+            let mut tx = self.store.write(tenant).await?;
+            tx.touch_session(session.id, now).await?;
+            tx.commit().await?;
+        }
+        Ok(Identity {
+            user_id: user.id,
+            tenant_id: tenant,
+            email: user.email.clone(),
+            roles: vec![user.role.as_str()],
+            session_id: session.id,
+            session_expires_at: session.expires_at,
+        })
+    }
+
+    /// Ends the current session (logout).
+    pub async fn logout(&self, who: &Identity, meta: &RequestMeta) -> Result<()> {
+        let mut tx = self.store.write(who.tenant_id).await?;
+        tx.delete_session(who.user_id, who.session_id).await?;
+        let ev = audit::event(
+            who.tenant_id,
+            meta,
+            Some(who.user_id),
+            Action::Logout,
+            format!("session:{}", who.session_id),
+            true,
+            serde_json::json!({}),
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await
+    }
+
+    /// The caller's live sessions, newest first.
+    pub async fn list(&self, who: &Identity) -> Result<Vec<SessionView>> {
+        let mut tx = self.store.read(who.tenant_id).await?;
+        let sessions = tx.list_user_sessions(who.user_id).await?;
+        let now = now_millis();
+        Ok(sessions
+            .into_iter()
+            .filter(|s| self.policy.is_live(s, now))
+            .map(|s| SessionView {
+                current: s.id == who.session_id,
+                id: s.id,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                last_activity_at: s.last_seen_at,
+                ip: s.ip,
+                user_agent: s.user_agent,
+            })
+            .collect())
+    }
+
+    /// Revokes one of the caller's sessions.
+    pub async fn revoke(&self, who: &Identity, id: SessionId, meta: &RequestMeta) -> Result<()> {
+        let mut tx = self.store.write(who.tenant_id).await?;
+        if !tx.delete_session(who.user_id, id).await? {
+            return Err(CoreError::NotFound("session"));
+        }
+        append_revoke(&mut *tx, who, meta, serde_json::json!({"session_id": id}), 1).await?;
+        tx.commit().await
+    }
+
+    /// Revokes every session of the caller except the current one; returns how many.
+    pub async fn revoke_others(&self, who: &Identity, meta: &RequestMeta) -> Result<u64> {
+        let mut tx = self.store.write(who.tenant_id).await?;
+        let n = tx
+            .delete_user_sessions(who.user_id, Some(who.session_id))
+            .await?;
+        append_revoke(&mut *tx, who, meta, serde_json::json!({"scope": "others"}), n).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Deletes expired and idle sessions of one tenant.
+    pub async fn purge(&self, tenant: TenantId) -> Result<u64> {
+        let now = now_millis();
+        let mut tx = self.store.write(tenant).await?;
+        let n = tx
+            .purge_sessions(now, now - self.policy.idle_timeout_ms)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+async fn append_revoke(
+    tx: &mut dyn TenantTx,
+    who: &Identity,
+    meta: &RequestMeta,
+    mut details: serde_json::Value,
+    count: u64,
+) -> Result<()> {
+    details["revoked"] = serde_json::json!(count);
+    let ev = audit::event(
+        who.tenant_id,
+        meta,
+        Some(who.user_id),
+        Action::SessionRevoke,
+        format!("user:{}", who.user_id),
+        true,
+        details,
+    );
+    tx.append_audit(&ev).await
+}
+
+/// Used by account flows: the id of a user for audit resources.
+pub fn user_resource(id: UserId) -> String {
+    format!("user:{id}")
+}

@@ -1,0 +1,80 @@
+//! Storage traits. A [`TenantTx`] is a transaction bound to exactly one tenant: every query
+//! it runs is filtered by that tenant (and, on PostgreSQL, also by row-level security), so
+//! calling code cannot forget the tenant filter.
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::clock::Millis;
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::model::{AuditEvent, AuditQuery, HashAlgorithm, Session, Tenant, User};
+
+/// The entry point of a storage backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// The tenant registry is global (it is how a request finds its tenant).
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
+    /// Looks a tenant up by its configured host name.
+    async fn tenant_by_host(&self, host: &str) -> Result<Option<Tenant>>;
+    /// All tenants, oldest first.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// Inserts a tenant outside any tenant context (bootstrap of the default tenant).
+    async fn bootstrap_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Starts a read-write transaction in `tenant`'s context.
+    async fn write(&self, tenant: TenantId) -> Result<Box<dyn TenantTx>>;
+    /// Starts a read-only unit of work in `tenant`'s context.
+    async fn read(&self, tenant: TenantId) -> Result<Box<dyn TenantTx>>;
+}
+
+/// A transaction scoped to one tenant. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait TenantTx: Send {
+    /// The tenant every statement of this transaction is bound to.
+    fn tenant(&self) -> TenantId;
+    /// Makes the transaction's writes durable.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Registers a new tenant (the registry is not tenant-scoped).
+    async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
+    /// Enables or disables a tenant; false when no such tenant.
+    async fn set_tenant_disabled(&mut self, slug: &str, disabled: bool) -> Result<bool>;
+
+    async fn insert_user(&mut self, user: &User) -> Result<()>;
+    async fn user_by_email(&mut self, email: &str) -> Result<Option<User>>;
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>>;
+    async fn list_users(&mut self, limit: i64, offset: i64) -> Result<Vec<User>>;
+    async fn update_password(
+        &mut self,
+        id: UserId,
+        hash: &str,
+        algorithm: HashAlgorithm,
+        now: Millis,
+    ) -> Result<()>;
+    async fn update_login_failures(
+        &mut self,
+        id: UserId,
+        failed_attempts: i32,
+        locked_until: Option<Millis>,
+        now: Millis,
+    ) -> Result<()>;
+    async fn record_login_success(&mut self, id: UserId, now: Millis, ip: Option<&str>)
+    -> Result<()>;
+
+    async fn insert_session(&mut self, session: &Session) -> Result<()>;
+    /// The session with this token hash, with its user.
+    async fn session_by_token_hash(&mut self, hash: &[u8]) -> Result<Option<(Session, User)>>;
+    async fn touch_session(&mut self, id: SessionId, now: Millis) -> Result<()>;
+    /// Deletes one session of one user; false when it did not exist.
+    async fn delete_session(&mut self, user: UserId, id: SessionId) -> Result<bool>;
+    /// Deletes all of a user's sessions except `keep`.
+    async fn delete_user_sessions(&mut self, user: UserId, keep: Option<SessionId>)
+    -> Result<u64>;
+    async fn list_user_sessions(&mut self, user: UserId) -> Result<Vec<Session>>;
+    /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`.
+    async fn purge_sessions(&mut self, now: Millis, idle_cutoff: Millis) -> Result<u64>;
+
+    async fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
+    async fn query_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+}

@@ -1,0 +1,1 @@
+UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2

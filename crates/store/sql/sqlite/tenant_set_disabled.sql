@@ -1,0 +1,1 @@
+UPDATE tenants SET disabled = ?2 WHERE slug = ?1

@@ -1,0 +1,437 @@
+//! The query code shared by both backends. The Rust is the same; the SQL text comes from
+//! `sql/<backend>/<name>.sql`, chosen by the `$dir` literal of the macro.
+
+/// Includes `sql/<dir>/<name>.sql` as a `&'static str`.
+macro_rules! sql {
+    ($dir:literal, $name:literal) => {
+        include_str!(concat!("../sql/", $dir, "/", $name, ".sql"))
+    };
+}
+pub(crate) use sql;
+
+/// Implements row decoding, the tenant registry queries and `TenantTx` for one backend.
+/// `$tx` must have fields `tx: sqlx::Transaction<'static, $db>` and `tenant: TenantId`.
+macro_rules! impl_backend {
+    ($store:ident, $tx:ident, $db:ty, $dir:literal) => {
+        use aegis_core::clock::Millis;
+        use aegis_core::ids::{AuditId, SessionId, TenantId, UserId};
+        use aegis_core::model::{
+            AuditEvent, AuditQuery, HashAlgorithm, Role, Session, Tenant, User,
+        };
+        use aegis_core::store::TenantTx;
+        use aegis_core::{CoreError, Result};
+        use sqlx::Row;
+        use $crate::common::sql;
+        use $crate::db_err;
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn tenant_from_row(r: &DbRow) -> Result<Tenant> {
+            Ok(Tenant {
+                id: TenantId(r.try_get("id").map_err(db_err)?),
+                slug: r.try_get("slug").map_err(db_err)?,
+                name: r.try_get("name").map_err(db_err)?,
+                host: r.try_get("host").map_err(db_err)?,
+                disabled: r.try_get("disabled").map_err(db_err)?,
+                created_at: r.try_get("created_at").map_err(db_err)?,
+            })
+        }
+
+        fn user_from_row(r: &DbRow) -> Result<User> {
+            let alg: String = r.try_get("password_algorithm").map_err(db_err)?;
+            let role: String = r.try_get("role").map_err(db_err)?;
+            Ok(User {
+                id: UserId(r.try_get("id").map_err(db_err)?),
+                tenant_id: TenantId(r.try_get("tenant_id").map_err(db_err)?),
+                email: r.try_get("email").map_err(db_err)?,
+                password_hash: r.try_get("password_hash").map_err(db_err)?,
+                password_algorithm: HashAlgorithm::parse(&alg)
+                    .ok_or_else(|| CoreError::Storage(format!("unknown hash algorithm {alg}")))?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| CoreError::Storage(format!("unknown role {role}")))?,
+                failed_attempts: r.try_get("failed_attempts").map_err(db_err)?,
+                locked_until: r.try_get("locked_until").map_err(db_err)?,
+                last_login_at: r.try_get("last_login_at").map_err(db_err)?,
+                last_login_ip: r.try_get("last_login_ip").map_err(db_err)?,
+                created_at: r.try_get("created_at").map_err(db_err)?,
+                updated_at: r.try_get("updated_at").map_err(db_err)?,
+            })
+        }
+
+        /// Session columns are selected with an `s_` prefix so they can share a row
+        /// with user columns.
+        fn session_from_row(r: &DbRow, tenant: TenantId) -> Result<Session> {
+            Ok(Session {
+                id: SessionId(r.try_get("s_id").map_err(db_err)?),
+                tenant_id: tenant,
+                user_id: UserId(r.try_get("s_user_id").map_err(db_err)?),
+                token_hash: r.try_get("s_token_hash").map_err(db_err)?,
+                created_at: r.try_get("s_created_at").map_err(db_err)?,
+                expires_at: r.try_get("s_expires_at").map_err(db_err)?,
+                last_seen_at: r.try_get("s_last_seen_at").map_err(db_err)?,
+                ip: r.try_get("s_ip").map_err(db_err)?,
+                user_agent: r.try_get("s_user_agent").map_err(db_err)?,
+            })
+        }
+
+        fn audit_from_row(r: &DbRow) -> Result<AuditEvent> {
+            let details: String = r.try_get("details").map_err(db_err)?;
+            let actor: Option<uuid::Uuid> = r.try_get("actor_id").map_err(db_err)?;
+            Ok(AuditEvent {
+                id: AuditId(r.try_get("id").map_err(db_err)?),
+                tenant_id: TenantId(r.try_get("tenant_id").map_err(db_err)?),
+                occurred_at: r.try_get("occurred_at").map_err(db_err)?,
+                request_id: r.try_get("request_id").map_err(db_err)?,
+                actor_id: actor.map(UserId),
+                actor_kind: r.try_get("actor_kind").map_err(db_err)?,
+                action: r.try_get("action").map_err(db_err)?,
+                resource: r.try_get("resource").map_err(db_err)?,
+                outcome: r.try_get("outcome").map_err(db_err)?,
+                ip: r.try_get("ip").map_err(db_err)?,
+                user_agent: r.try_get("user_agent").map_err(db_err)?,
+                details: serde_json::from_str(&details)
+                    .map_err(|e| CoreError::Storage(format!("audit details: {e}")))?,
+                risk_score: r.try_get("risk_score").map_err(db_err)?,
+            })
+        }
+
+        impl $store {
+            async fn registry_one(
+                &self,
+                query: &'static str,
+                key: &str,
+            ) -> Result<Option<Tenant>> {
+                sqlx::query(query)
+                    .bind(key.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(tenant_from_row)
+                    .transpose()
+            }
+
+            async fn registry_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+                self.registry_one(sql!($dir, "tenant_by_slug"), slug).await
+            }
+
+            async fn registry_by_host(&self, host: &str) -> Result<Option<Tenant>> {
+                self.registry_one(sql!($dir, "tenant_by_host"), host).await
+            }
+
+            async fn registry_list(&self) -> Result<Vec<Tenant>> {
+                sqlx::query(sql!($dir, "tenant_list"))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(tenant_from_row)
+                    .collect()
+            }
+
+            async fn registry_bootstrap(&self, t: &Tenant) -> Result<()> {
+                sqlx::query(sql!($dir, "tenant_bootstrap"))
+                    .bind(t.id.0)
+                    .bind(t.slug.clone())
+                    .bind(t.name.clone())
+                    .bind(t.host.clone())
+                    .bind(t.disabled)
+                    .bind(t.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TenantTx for $tx {
+            fn tenant(&self) -> TenantId {
+                self.tenant
+            }
+
+            async fn commit(self: Box<Self>) -> Result<()> {
+                self.tx.commit().await.map_err(db_err)
+            }
+
+            async fn insert_tenant(&mut self, t: &Tenant) -> Result<()> {
+                sqlx::query(sql!($dir, "tenant_insert"))
+                    .bind(t.id.0)
+                    .bind(t.slug.clone())
+                    .bind(t.name.clone())
+                    .bind(t.host.clone())
+                    .bind(t.disabled)
+                    .bind(t.created_at)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(|e| match db_err(e) {
+                        CoreError::Conflict(_) => CoreError::Conflict(
+                            "slug: a tenant with this slug or host already exists".into(),
+                        ),
+                        other => other,
+                    })?;
+                Ok(())
+            }
+
+            async fn set_tenant_disabled(&mut self, slug: &str, disabled: bool) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "tenant_set_disabled"))
+                    .bind(slug.to_string())
+                    .bind(disabled)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn insert_user(&mut self, u: &User) -> Result<()> {
+                sqlx::query(sql!($dir, "user_insert"))
+                    .bind(self.tenant.0)
+                    .bind(u.id.0)
+                    .bind(u.email.clone())
+                    .bind(u.password_hash.clone())
+                    .bind(u.password_algorithm.as_str())
+                    .bind(u.role.as_str())
+                    .bind(u.failed_attempts)
+                    .bind(u.locked_until)
+                    .bind(u.last_login_at)
+                    .bind(u.last_login_ip.clone())
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(|e| match db_err(e) {
+                        CoreError::Conflict(_) => CoreError::Conflict(
+                            "email: an account with this address already exists".into(),
+                        ),
+                        other => other,
+                    })?;
+                Ok(())
+            }
+
+            async fn user_by_email(&mut self, email: &str) -> Result<Option<User>> {
+                sqlx::query(sql!($dir, "user_by_email"))
+                    .bind(self.tenant.0)
+                    .bind(email.to_string())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
+                sqlx::query(sql!($dir, "user_by_id"))
+                    .bind(self.tenant.0)
+                    .bind(id.0)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn list_users(&mut self, limit: i64, offset: i64) -> Result<Vec<User>> {
+                sqlx::query(sql!($dir, "user_list"))
+                    .bind(self.tenant.0)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(user_from_row)
+                    .collect()
+            }
+
+            async fn update_password(
+                &mut self,
+                id: UserId,
+                hash: &str,
+                algorithm: HashAlgorithm,
+                now: Millis,
+            ) -> Result<()> {
+                sqlx::query(sql!($dir, "user_update_password"))
+                    .bind(self.tenant.0)
+                    .bind(id.0)
+                    .bind(hash.to_string())
+                    .bind(algorithm.as_str())
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn update_login_failures(
+                &mut self,
+                id: UserId,
+                failed_attempts: i32,
+                locked_until: Option<Millis>,
+                now: Millis,
+            ) -> Result<()> {
+                sqlx::query(sql!($dir, "user_update_failures"))
+                    .bind(self.tenant.0)
+                    .bind(id.0)
+                    .bind(failed_attempts)
+                    .bind(locked_until)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn record_login_success(
+                &mut self,
+                id: UserId,
+                now: Millis,
+                ip: Option<&str>,
+            ) -> Result<()> {
+                sqlx::query(sql!($dir, "user_login_success"))
+                    .bind(self.tenant.0)
+                    .bind(id.0)
+                    .bind(now)
+                    .bind(ip.map(str::to_string))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn insert_session(&mut self, s: &Session) -> Result<()> {
+                sqlx::query(sql!($dir, "session_insert"))
+                    .bind(self.tenant.0)
+                    .bind(s.id.0)
+                    .bind(s.user_id.0)
+                    .bind(s.token_hash.clone())
+                    .bind(s.created_at)
+                    .bind(s.expires_at)
+                    .bind(s.last_seen_at)
+                    .bind(s.ip.clone())
+                    .bind(s.user_agent.clone())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn session_by_token_hash(
+                &mut self,
+                hash: &[u8],
+            ) -> Result<Option<(Session, User)>> {
+                let row = sqlx::query(sql!($dir, "session_by_token_hash"))
+                    .bind(self.tenant.0)
+                    .bind(hash.to_vec())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((session_from_row(&r, self.tenant)?, user_from_row(&r)?))),
+                }
+            }
+
+            async fn touch_session(&mut self, id: SessionId, now: Millis) -> Result<()> {
+                sqlx::query(sql!($dir, "session_touch"))
+                    .bind(self.tenant.0)
+                    .bind(id.0)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn delete_session(&mut self, user: UserId, id: SessionId) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "session_delete"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(id.0)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn delete_user_sessions(
+                &mut self,
+                user: UserId,
+                keep: Option<SessionId>,
+            ) -> Result<u64> {
+                let r = sqlx::query(sql!($dir, "session_delete_for_user"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(keep.map(|k| k.0))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected())
+            }
+
+            async fn list_user_sessions(&mut self, user: UserId) -> Result<Vec<Session>> {
+                let tenant = self.tenant;
+                sqlx::query(sql!($dir, "session_list_for_user"))
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(|r| session_from_row(r, tenant))
+                    .collect()
+            }
+
+            async fn purge_sessions(&mut self, now: Millis, idle_cutoff: Millis) -> Result<u64> {
+                let r = sqlx::query(sql!($dir, "session_purge"))
+                    .bind(self.tenant.0)
+                    .bind(now)
+                    .bind(idle_cutoff)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected())
+            }
+
+            async fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
+                sqlx::query(sql!($dir, "audit_insert"))
+                    .bind(self.tenant.0)
+                    .bind(e.id.0)
+                    .bind(e.occurred_at)
+                    .bind(e.request_id.clone())
+                    .bind(e.actor_id.map(|a| a.0))
+                    .bind(e.actor_kind.clone())
+                    .bind(e.action.clone())
+                    .bind(e.resource.clone())
+                    .bind(e.outcome.clone())
+                    .bind(e.ip.clone())
+                    .bind(e.user_agent.clone())
+                    .bind(e.details.to_string())
+                    .bind(e.risk_score)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn query_audit(&mut self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+                sqlx::query(sql!($dir, "audit_query"))
+                    .bind(self.tenant.0)
+                    .bind(q.actor_id.map(|a| a.0))
+                    .bind(q.action.clone())
+                    .bind(q.since)
+                    .bind(q.until)
+                    .bind(q.before.map(|b| b.0))
+                    .bind(q.limit)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(audit_from_row)
+                    .collect()
+            }
+        }
+    };
+}
+pub(crate) use impl_backend;

@@ -1,0 +1,21 @@
+//! Embedded migrations, applied in order and recorded in `aegis_migrations`.
+
+/// A numbered migration: (version, name, SQL).
+pub type Migration = (i64, &'static str, &'static str);
+
+/// SQLite migrations, same numbering as PostgreSQL.
+pub const MIGRATIONS_SQLITE: &[Migration] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+/// PostgreSQL migrations, same numbering as SQLite.
+pub const MIGRATIONS_POSTGRES: &[Migration] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+/// Bookkeeping table, identical on both backends.
+pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS aegis_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
