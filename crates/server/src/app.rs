@@ -1,0 +1,192 @@
+//! Start-up: connect and migrate the store, build services and state, run background
+//! tasks, serve.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_core::accounts::{AccountService, LockoutPolicy};
+use aegis_core::password::{PasswordHasher, PasswordPolicy};
+use aegis_core::sessions::{SessionPolicy, SessionService};
+use aegis_core::store::Store;
+use aegis_core::tenants::TenantService;
+use aegis_store::{Backend, ConnectOptions};
+use anyhow::{Context, bail};
+
+use crate::config::{Config, Mode, parse_cidr};
+use crate::http::cookie::CookieSettings;
+use crate::http::state::{AppState, TenantCache};
+
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// The session policy the configuration describes.
+pub fn session_policy(cfg: &Config) -> SessionPolicy {
+    SessionPolicy {
+        absolute_lifetime_ms: secs_ms(cfg.session.absolute_lifetime_secs),
+        idle_timeout_ms: secs_ms(cfg.session.idle_timeout_secs),
+        activity_update_interval_ms: secs_ms(cfg.session.activity_update_interval_secs),
+    }
+}
+
+/// Opens the store, migrating first when configured to.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if cfg.migrate_on_start {
+        let owner = cfg
+            .database_owner_url
+            .as_ref()
+            .map_or(cfg.database_url.as_str(), |s| s.0.as_str());
+        let applied = aegis_store::migrate(owner, &cfg.database_url)
+            .await
+            .context("running migrations")?;
+        for m in applied {
+            tracing::info!(migration = %m, "applied migration");
+        }
+    }
+    let opts = ConnectOptions {
+        max_connections: cfg.database_max_connections,
+        ..ConnectOptions::default()
+    };
+    let store = aegis_store::open(&cfg.database_url, &opts)
+        .await
+        .context("connecting to the database")?;
+    if Backend::of_url(&cfg.database_url)? == Backend::Postgres {
+        let pg = aegis_store::postgres::PgStore::connect(&cfg.database_url, &opts).await?;
+        let facts = pg.role_facts().await?;
+        pg.pool().close().await;
+        if facts.superuser || facts.bypass_rls {
+            let msg = format!(
+                "database_url: role '{}' is a superuser or has BYPASSRLS, so row-level security cannot isolate tenants; connect as a plain application role",
+                facts.name
+            );
+            if cfg.mode == Mode::Production {
+                bail!(msg);
+            }
+            tracing::warn!("{msg}");
+        }
+    }
+    Ok(store)
+}
+
+/// Builds the application state.
+pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&cfg).await?;
+    let secret_key: Arc<[u8]> = match &cfg.secret_key {
+        Some(k) => k.0.as_bytes().into(),
+        None => {
+            tracing::warn!(
+                "no secret_key configured: using a random one for this process (CSRF tokens will not survive a restart); run `aegis secrets generate`"
+            );
+            aegis_core::crypto::random_bytes::<32>()?.to_vec().into()
+        }
+    };
+    let concurrency = match cfg.password.hash_concurrency {
+        0 => PasswordHasher::default_concurrency(),
+        n => n,
+    };
+    let hasher = PasswordHasher::new(concurrency)?;
+    let policy = session_policy(&cfg);
+    let accounts = AccountService::new(
+        store.clone(),
+        hasher,
+        PasswordPolicy {
+            min_length: cfg.password.min_length,
+            max_length: cfg.password.max_length,
+            min_strength: cfg.password.min_strength,
+        },
+        LockoutPolicy {
+            threshold: cfg.lockout.threshold,
+            base_ms: secs_ms(cfg.lockout.base_secs),
+            max_ms: secs_ms(cfg.lockout.max_secs),
+        },
+        policy.clone(),
+    );
+    let tenants = TenantService::new(store.clone());
+    let default_tenant = tenants.ensure_default().await?;
+    let trusted_proxies = cfg
+        .trusted_proxies
+        .iter()
+        .filter_map(|c| parse_cidr(c))
+        .collect();
+    Ok(AppState {
+        cookie: CookieSettings::from_config(&cfg.session),
+        config: Arc::new(cfg),
+        sessions: SessionService::new(store.clone(), policy),
+        store,
+        accounts,
+        tenants,
+        default_tenant,
+        secret_key,
+        trusted_proxies: Arc::new(trusted_proxies),
+        tenant_cache: TenantCache::default(),
+    })
+}
+
+/// Deletes expired sessions of every tenant, forever, every `interval`.
+pub fn spawn_session_purger(state: &AppState, interval: Duration) {
+    let sessions = state.sessions.clone();
+    let tenants = state.tenants.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let list = match tenants.list().await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "session purge: listing tenants failed");
+                    continue;
+                }
+            };
+            for t in list {
+                match sessions.purge(t.id).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(tenant = %t.slug, purged = n, "purged expired sessions")
+                    }
+                    Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "session purge failed"),
+                }
+            }
+        }
+    });
+}
+
+/// Runs the server until Ctrl-C / SIGTERM.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let listen = cfg.listen.clone();
+    let purge = Duration::from_secs(cfg.session.purge_interval_secs);
+    let mode = cfg.mode;
+    let db = aegis_store::Backend::of_url(&cfg.database_url)?;
+    let state = build_state(cfg).await?;
+    spawn_session_purger(&state, purge);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, ?mode, database = ?db, "aegis listening on http://{addr}");
+    // A machine-readable line for supervisors and tests that bind port 0.
+    println!("listening on {addr}");
+    crate::http::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,158 @@
+//! Registration, login, logout, current session, CSRF token, password change.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use aegis_core::model::{Role, UserView};
+use aegis_core::sessions::NewSession;
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Authed, CurrentTenant, Meta, csrf_token};
+use crate::http::state::AppState;
+
+/// Body of register and login.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    email: String,
+    password: SecretString,
+    /// `cookie` (default) sets the session cookie; `token` returns the session token in
+    /// the body for non-browser clients, who then send it as a bearer token.
+    #[serde(default)]
+    session_delivery: Option<Delivery>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Delivery {
+    Cookie,
+    Token,
+}
+
+/// `POST /api/v1/register`
+pub async fn register(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    if body.session_delivery.is_some() {
+        return Err(ApiError::Unprocessable(
+            "session_delivery: only accepted by login".into(),
+        ));
+    }
+    let user = state
+        .accounts
+        .register(tenant.id, &body.email, &body.password, Role::Member, None, &meta)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"user": UserView::from(&user)}))).into_response())
+}
+
+fn session_response(state: &AppState, new: &NewSession, delivery: Delivery, body: serde_json::Value) -> ApiResult<Response> {
+    let mut body = body;
+    body["session"] = json!({
+        "id": new.session.id,
+        "expires_at": new.session.expires_at,
+    });
+    if delivery == Delivery::Token {
+        body["session_token"] = json!(new.token.expose_secret());
+        return Ok(Json(body).into_response());
+    }
+    let cookie = state
+        .cookie
+        .set(new.token.expose_secret())
+        .ok_or_else(|| ApiError::Internal("cookie encoding".into()))?;
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+/// `POST /api/v1/login`
+pub async fn login(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    let (user, new) = state
+        .accounts
+        .login(tenant.id, &body.email, &body.password, &meta)
+        .await?;
+    let csrf = csrf_token(&state.secret_key, new.session.id);
+    session_response(
+        &state,
+        &new,
+        body.session_delivery.unwrap_or(Delivery::Cookie),
+        json!({"user": UserView::from(&user), "csrf_token": csrf}),
+    )
+}
+
+/// `POST /api/v1/logout`
+pub async fn logout(
+    State(state): State<AppState>,
+    Authed(who): Authed,
+    Meta(meta): Meta,
+) -> ApiResult<Response> {
+    state.sessions.logout(&who, &meta).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Some(clear) = state.cookie.clear() {
+        resp.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    Ok(resp)
+}
+
+/// `GET /api/v1/session`: who is calling.
+pub async fn session(
+    CurrentTenant(tenant): CurrentTenant,
+    Authed(who): Authed,
+) -> Json<serde_json::Value> {
+    Json(json!({
+        "user": {"id": who.user_id, "email": who.email},
+        "tenant": {"id": tenant.id, "slug": tenant.slug},
+        "roles": who.roles,
+        "session": {"id": who.session_id, "expires_at": who.session_expires_at},
+    }))
+}
+
+/// `GET /api/v1/csrf`: the synchronizer token for this session.
+pub async fn csrf(State(state): State<AppState>, Authed(who): Authed) -> Json<serde_json::Value> {
+    Json(json!({
+        "csrf_token": csrf_token(&state.secret_key, who.session_id),
+        "header": "X-CSRF-Token",
+    }))
+}
+
+/// Body of a password change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+/// `POST /api/v1/password`: revokes every session and issues a new one.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Authed(who): Authed,
+    Meta(meta): Meta,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<Response> {
+    let new = state
+        .accounts
+        .change_password(&who, &body.current_password, &body.new_password, &meta)
+        .await?;
+    let csrf = csrf_token(&state.secret_key, new.session.id);
+    // Answer in the same form the caller authenticated with.
+    let delivery = if state.cookie.read(&headers).is_some() {
+        Delivery::Cookie
+    } else {
+        Delivery::Token
+    };
+    session_response(&state, &new, delivery, json!({"csrf_token": csrf}))
+}

@@ -1,0 +1,44 @@
+//! Route table. Handlers stay small: extract, call core, map the result.
+
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod sessions;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use super::error::ApiError;
+use super::state::AppState;
+
+/// All routes, relative to the tenant (the `/t/{slug}` prefix is stripped before routing).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/register", post(auth::register))
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/session", get(auth::session))
+        .route("/api/v1/csrf", get(auth::csrf))
+        .route("/api/v1/password", post(auth::change_password))
+        .route(
+            "/api/v1/sessions",
+            get(sessions::list).delete(sessions::revoke_others),
+        )
+        .route("/api/v1/sessions/{id}", delete(sessions::revoke))
+        .route("/api/v1/audit", get(audit::query))
+        .route(
+            "/api/v1/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route(
+            "/api/v1/admin/tenants",
+            get(admin::list_tenants).post(admin::create_tenant),
+        )
+        .route("/api/v1/admin/tenants/{slug}/disable", post(admin::disable_tenant))
+        .route("/api/v1/admin/tenants/{slug}/enable", post(admin::enable_tenant))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}

@@ -1,0 +1,7 @@
+//! The Aegis server: configuration, HTTP API, CLI. `main.rs` only calls [`cli::run`].
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod telemetry;
