@@ -50,7 +50,10 @@ mod tests {
     fn token_is_43_chars_of_base64url() {
         let t = random_token().unwrap();
         assert_eq!(t.len(), 43);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(t, random_token().unwrap());
     }
 

@@ -164,7 +164,14 @@ impl SessionService {
         if !tx.delete_session(who.user_id, id).await? {
             return Err(CoreError::NotFound("session"));
         }
-        append_revoke(&mut *tx, who, meta, serde_json::json!({"session_id": id}), 1).await?;
+        append_revoke(
+            &mut *tx,
+            who,
+            meta,
+            serde_json::json!({"session_id": id}),
+            1,
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -174,7 +181,14 @@ impl SessionService {
         let n = tx
             .delete_user_sessions(who.user_id, Some(who.session_id))
             .await?;
-        append_revoke(&mut *tx, who, meta, serde_json::json!({"scope": "others"}), n).await?;
+        append_revoke(
+            &mut *tx,
+            who,
+            meta,
+            serde_json::json!({"scope": "others"}),
+            n,
+        )
+        .await?;
         tx.commit().await?;
         Ok(n)
     }

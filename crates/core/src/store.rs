@@ -59,8 +59,12 @@ pub trait TenantTx: Send {
         locked_until: Option<Millis>,
         now: Millis,
     ) -> Result<()>;
-    async fn record_login_success(&mut self, id: UserId, now: Millis, ip: Option<&str>)
-    -> Result<()>;
+    async fn record_login_success(
+        &mut self,
+        id: UserId,
+        now: Millis,
+        ip: Option<&str>,
+    ) -> Result<()>;
 
     async fn insert_session(&mut self, session: &Session) -> Result<()>;
     /// The session with this token hash, with its user.
@@ -69,8 +73,7 @@ pub trait TenantTx: Send {
     /// Deletes one session of one user; false when it did not exist.
     async fn delete_session(&mut self, user: UserId, id: SessionId) -> Result<bool>;
     /// Deletes all of a user's sessions except `keep`.
-    async fn delete_user_sessions(&mut self, user: UserId, keep: Option<SessionId>)
-    -> Result<u64>;
+    async fn delete_user_sessions(&mut self, user: UserId, keep: Option<SessionId>) -> Result<u64>;
     async fn list_user_sessions(&mut self, user: UserId) -> Result<Vec<Session>>;
     /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`.
     async fn purge_sessions(&mut self, now: Millis, idle_cutoff: Millis) -> Result<u64>;

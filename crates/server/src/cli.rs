@@ -202,11 +202,16 @@ fn checked_config(cli: &Cli) -> Result<Config, ExitCode> {
 
 /// Entry point after argument parsing.
 pub fn run(cli: Cli) -> ExitCode {
-    if let Command::Secrets { command: SecretsCommand::Generate } = &cli.command {
+    if let Command::Secrets {
+        command: SecretsCommand::Generate,
+    } = &cli.command
+    {
         return match aegis_core::crypto::random_bytes::<48>() {
             Ok(bytes) => {
                 let key = aegis_core::crypto::b64url(&bytes);
-                println!("# Environment:\nAEGIS_SECRET_KEY={key}\n\n# or in aegis.toml:\nsecret_key = \"{key}\"");
+                println!(
+                    "# Environment:\nAEGIS_SECRET_KEY={key}\n\n# or in aegis.toml:\nsecret_key = \"{key}\""
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -215,7 +220,10 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         };
     }
-    if let Command::Config { command: ConfigCommand::Reference } = &cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Reference,
+    } = &cli.command
+    {
         print!("{}", crate::config::reference());
         return ExitCode::SUCCESS;
     }
@@ -223,13 +231,19 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Command::Config { command: ConfigCommand::Check } = &cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = &cli.command
+    {
         println!("configuration ok ({:?} mode)", cfg.mode);
         println!("{}", toml::to_string_pretty(&cfg).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     crate::telemetry::init(&cfg);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting runtime: {e}");
@@ -295,18 +309,27 @@ async fn tenant(command: TenantCommand, cfg: Config) -> anyhow::Result<()> {
             }
         }
         TenantCommand::Disable { slug } => {
-            state.tenants.set_disabled(system, None, &slug, true, &meta).await?;
+            state
+                .tenants
+                .set_disabled(system, None, &slug, true, &meta)
+                .await?;
             println!("disabled tenant {slug}");
         }
         TenantCommand::Enable { slug } => {
-            state.tenants.set_disabled(system, None, &slug, false, &meta).await?;
+            state
+                .tenants
+                .set_disabled(system, None, &slug, false, &meta)
+                .await?;
             println!("enabled tenant {slug}");
         }
     }
     Ok(())
 }
 
-async fn find_tenant(state: &crate::http::state::AppState, slug: &str) -> anyhow::Result<aegis_core::ids::TenantId> {
+async fn find_tenant(
+    state: &crate::http::state::AppState,
+    slug: &str,
+) -> anyhow::Result<aegis_core::ids::TenantId> {
     Ok(state
         .store
         .tenant_by_slug(slug)
@@ -382,7 +405,11 @@ async fn user(command: UserCommand, cfg: Config) -> anyhow::Result<()> {
     let state = crate::app::build_state(cfg).await?;
     let meta = cli_meta();
     match command {
-        UserCommand::Create { tenant, email, role } => {
+        UserCommand::Create {
+            tenant,
+            email,
+            role,
+        } => {
             let tenant = find_tenant(&state, &tenant).await?;
             let mut line = String::new();
             std::io::stdin()
@@ -396,7 +423,11 @@ async fn user(command: UserCommand, cfg: Config) -> anyhow::Result<()> {
                 .await?;
             println!("created user {} ({})", user.email, user.id);
         }
-        UserCommand::Import { tenant, format, file } => {
+        UserCommand::Import {
+            tenant,
+            format,
+            file,
+        } => {
             let tenant = find_tenant(&state, &tenant).await?;
             let mut text = String::new();
             std::fs::File::open(&file)

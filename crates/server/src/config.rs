@@ -382,13 +382,14 @@ impl Config {
         if self.http.max_body_bytes < 1024 {
             p.push("http.max_body_bytes: must be at least 1024".into());
         }
-        if !matches!(self.log_level.as_str(), "trace" | "debug" | "info" | "warn" | "error") {
+        if !matches!(
+            self.log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
             p.push("log_level: one of trace, debug, info, warn, error".into());
         }
-        if let Some(k) = &self.secret_key {
-            if let Some(why) = weak_secret(&k.0) {
-                p.push(format!("secret_key: {why}"));
-            }
+        if let Some(why) = self.secret_key.as_ref().and_then(|k| weak_secret(&k.0)) {
+            p.push(format!("secret_key: {why}"));
         }
         if self.mode == Mode::Production {
             self.production_problems(&mut p);
@@ -413,12 +414,13 @@ impl Config {
                 self.database_owner_url.as_ref().map(|s| s.0.as_str()),
             ),
         ] {
-            if let Some(url) = url {
-                if url.starts_with("postgres") && !requires_tls(url) {
-                    p.push(format!(
-                        "{name}: PostgreSQL connections must use TLS (add sslmode=require, verify-ca or verify-full)"
-                    ));
-                }
+            if let Some(url) = url
+                && url.starts_with("postgres")
+                && !requires_tls(url)
+            {
+                p.push(format!(
+                    "{name}: PostgreSQL connections must use TLS (add sslmode=require, verify-ca or verify-full)"
+                ));
             }
         }
         if self.trusted_proxies.is_empty() {
@@ -439,8 +441,16 @@ impl Config {
 /// Why a secret is unacceptable, if it is.
 pub fn weak_secret(secret: &str) -> Option<&'static str> {
     const KNOWN: &[&str] = &[
-        "changeme", "change-me", "secret", "password", "development", "insecure", "aegis",
-        "default", "example", "test",
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+        "development",
+        "insecure",
+        "aegis",
+        "default",
+        "example",
+        "test",
     ];
     let lower = secret.to_ascii_lowercase();
     if secret.len() < 32 {
@@ -484,7 +494,8 @@ pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
 /// The config reference: every key with its environment variable and default.
 pub fn reference() -> String {
     let defaults = toml::to_string_pretty(&Config::default()).unwrap_or_default();
-    let mut out = String::from("# Defaults (TOML). Each key may also be set as an environment variable:\n");
+    let mut out =
+        String::from("# Defaults (TOML). Each key may also be set as an environment variable:\n");
     for (key, _) in ENV_KEYS {
         out.push_str(&format!("#   {key:<40} {}\n", env_name(key)));
     }
@@ -509,7 +520,10 @@ mod tests {
     fn env_overrides_nested_keys() {
         let c = load(&[
             ("AEGIS_SESSION_IDLE_TIMEOUT_SECS", "5"),
-            ("AEGIS_CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+            (
+                "AEGIS_CORS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example",
+            ),
             ("AEGIS_SECRET_KEY", "12345678901234567890123456789012345"),
         ])
         .unwrap();

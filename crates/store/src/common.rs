@@ -96,11 +96,7 @@ macro_rules! impl_backend {
         }
 
         impl $store {
-            async fn registry_one(
-                &self,
-                query: &'static str,
-                key: &str,
-            ) -> Result<Option<Tenant>> {
+            async fn registry_one(&self, query: &'static str, key: &str) -> Result<Option<Tenant>> {
                 sqlx::query(query)
                     .bind(key.to_string())
                     .fetch_optional(&self.pool)
@@ -329,7 +325,10 @@ macro_rules! impl_backend {
                     .map_err(db_err)?;
                 match row {
                     None => Ok(None),
-                    Some(r) => Ok(Some((session_from_row(&r, self.tenant)?, user_from_row(&r)?))),
+                    Some(r) => Ok(Some((
+                        session_from_row(&r, self.tenant)?,
+                        user_from_row(&r)?,
+                    ))),
                 }
             }
 

@@ -70,10 +70,10 @@ pub async fn migrate(owner_url: &str, app_url: &str) -> Result<Vec<String>> {
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return CoreError::Conflict("already exists".into());
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return CoreError::Conflict("already exists".into());
     }
     CoreError::Storage(e.to_string())
 }

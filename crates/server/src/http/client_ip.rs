@@ -12,7 +12,11 @@ fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
 }
 
 /// Determines the client IP from the socket peer and forwarding headers.
-pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, proxies: &[IpNet]) -> Option<IpAddr> {
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    proxies: &[IpNet],
+) -> Option<IpAddr> {
     let peer_ip = peer.map(|p| p.ip())?;
     if !trusted(peer_ip, proxies) {
         return Some(peer_ip);
@@ -59,7 +63,11 @@ mod tests {
     fn trusted_peer_gives_rightmost_untrusted() {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: SocketAddr = "10.0.0.2:1234".parse().unwrap();
-        let ip = client_ip(Some(peer), &headers("6.6.6.6, 198.51.100.7, 10.0.0.5"), &proxies);
+        let ip = client_ip(
+            Some(peer),
+            &headers("6.6.6.6, 198.51.100.7, 10.0.0.5"),
+            &proxies,
+        );
         assert_eq!(ip, Some("198.51.100.7".parse().unwrap()));
     }
 }

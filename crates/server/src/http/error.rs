@@ -48,7 +48,11 @@ impl ApiError {
                 "method not allowed for this path".into(),
             ),
             Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
-            PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m.clone()),
+            PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                m.clone(),
+            ),
             UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

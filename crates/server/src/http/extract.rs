@@ -21,7 +21,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Removes echoed values from serde messages (`invalid type: string "hunter2"`), so a
 /// secret sent in the wrong field type is never reflected back.
 fn sanitize_serde_message(msg: &str) -> String {
-    if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+    if msg.contains("invalid type") || msg.contains("invalid value") {
         let mut out = String::new();
         let mut in_tick = false;
         for c in msg.chars() {
@@ -54,13 +54,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             )),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(format!(
                 "malformed JSON: {}",
-                sanitize_serde_message(&e.body_text().replace("Failed to parse the request body as JSON: ", ""))
-            ))),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable(
                 sanitize_serde_message(
                     &e.body_text()
-                        .replace("Failed to deserialize the JSON body into the target type: ", ""),
-                ),
+                        .replace("Failed to parse the request body as JSON: ", "")
+                )
+            ))),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable(
+                sanitize_serde_message(&e.body_text().replace(
+                    "Failed to deserialize the JSON body into the target type: ",
+                    "",
+                )),
             )),
             Err(JsonRejection::BytesRejection(e)) => {
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -85,13 +88,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(ApiQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::BadRequest(
-                format!(
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::BadRequest(format!(
                     "query: {}",
                     e.body_text()
                         .replace("Failed to deserialize query string: ", "")
-                ),
-            )),
+                )))
+            }
             Err(_) => Err(ApiError::BadRequest("query: invalid".into())),
         }
     }
@@ -156,7 +159,10 @@ pub fn bearer_token(parts_headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 fn is_unsafe(m: &Method) -> bool {
-    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// An authenticated caller: session cookie first, then `Authorization: Bearer`.
@@ -167,7 +173,11 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(Authed(id)) = parts.extensions.get::<CachedIdentity>().map(|c| Authed(c.0.clone())) {
+        if let Some(Authed(id)) = parts
+            .extensions
+            .get::<CachedIdentity>()
+            .map(|c| Authed(c.0.clone()))
+        {
             return Ok(Authed(id));
         }
         let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
@@ -243,9 +253,8 @@ mod tests {
 
     #[test]
     fn serde_values_are_not_echoed() {
-        let m = sanitize_serde_message(
-            "invalid type: string \"x\", expected u32 at line 1 column 3",
-        );
+        let m =
+            sanitize_serde_message("invalid type: string \"x\", expected u32 at line 1 column 3");
         assert!(m.contains("invalid type"));
         let m = sanitize_serde_message("invalid type: integer `12345678`, expected a string");
         assert!(!m.contains("12345678"));

@@ -54,7 +54,11 @@ async fn lookup(state: &AppState, key: String, by_host: bool) -> Result<Option<T
 
 /// Resolves the tenant from a `/t/{slug}` prefix, else the `Host` header, else the
 /// default tenant, and strips the prefix so routes are the same for every tenant.
-pub async fn resolve_tenant(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn resolve_tenant(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     match resolve(&state, &mut req).await {
         Ok(tenant) => {
             req.extensions_mut().insert(tenant);
@@ -98,7 +102,10 @@ async fn resolve(state: &AppState, req: &mut Request) -> Result<Tenant, ApiError
 }
 
 fn is_unsafe(m: &Method) -> bool {
-    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// Refuses unsafe requests from other origins. Requests with a bearer token and no
@@ -120,7 +127,13 @@ fn origin_allowed(state: &AppState, req: &Request) -> bool {
         return true;
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        if state.config.cors.allowed_origins.iter().any(|o| o == origin) {
+        if state
+            .config
+            .cors
+            .allowed_origins
+            .iter()
+            .any(|o| o == origin)
+        {
             return true;
         }
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -190,7 +203,10 @@ mod tests {
 
     #[test]
     fn tenant_prefix_split() {
-        assert_eq!(split_tenant_prefix("/t/acme/api/v1/login"), Some(("acme", "/api/v1/login")));
+        assert_eq!(
+            split_tenant_prefix("/t/acme/api/v1/login"),
+            Some(("acme", "/api/v1/login"))
+        );
         assert_eq!(split_tenant_prefix("/t/acme"), Some(("acme", "/")));
         assert_eq!(split_tenant_prefix("/api/v1/login"), None);
     }

@@ -37,8 +37,11 @@ pub struct AppState {
 /// queried on every request.
 #[derive(Clone, Default)]
 pub struct TenantCache {
-    entries: Arc<RwLock<HashMap<String, (Instant, Option<Tenant>)>>>,
+    entries: Arc<RwLock<HashMap<String, CachedTenant>>>,
 }
+
+/// When a lookup was made and what it found (`None`: no such tenant).
+type CachedTenant = (Instant, Option<Tenant>);
 
 impl TenantCache {
     /// A cached lookup, if fresh.

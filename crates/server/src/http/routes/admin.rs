@@ -35,7 +35,10 @@ pub async fn list_users(
             "limit: must be 1..=1000; offset: must be >= 0".into(),
         ));
     }
-    let users = state.accounts.list_users(who.tenant_id, limit, offset).await?;
+    let users = state
+        .accounts
+        .list_users(who.tenant_id, limit, offset)
+        .await?;
     let users: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(Json(json!({ "users": users })))
 }
@@ -67,7 +70,10 @@ pub async fn create_user(
             &meta,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"user": UserView::from(&user)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user": UserView::from(&user)})),
+    ))
 }
 
 /// `GET /api/v1/admin/tenants`

@@ -48,12 +48,28 @@ pub async fn register(
     }
     let user = state
         .accounts
-        .register(tenant.id, &body.email, &body.password, Role::Member, None, &meta)
+        .register(
+            tenant.id,
+            &body.email,
+            &body.password,
+            Role::Member,
+            None,
+            &meta,
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"user": UserView::from(&user)}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user": UserView::from(&user)})),
+    )
+        .into_response())
 }
 
-fn session_response(state: &AppState, new: &NewSession, delivery: Delivery, body: serde_json::Value) -> ApiResult<Response> {
+fn session_response(
+    state: &AppState,
+    new: &NewSession,
+    delivery: Delivery,
+    body: serde_json::Value,
+) -> ApiResult<Response> {
     let mut body = body;
     body["session"] = json!({
         "id": new.session.id,

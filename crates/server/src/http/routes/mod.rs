@@ -37,8 +37,14 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/tenants",
             get(admin::list_tenants).post(admin::create_tenant),
         )
-        .route("/api/v1/admin/tenants/{slug}/disable", post(admin::disable_tenant))
-        .route("/api/v1/admin/tenants/{slug}/enable", post(admin::enable_tenant))
+        .route(
+            "/api/v1/admin/tenants/{slug}/disable",
+            post(admin::disable_tenant),
+        )
+        .route(
+            "/api/v1/admin/tenants/{slug}/enable",
+            post(admin::enable_tenant),
+        )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

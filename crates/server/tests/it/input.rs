@@ -1,0 +1,106 @@
+//! Bad input: clear 4xx answers, nothing written.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::harness::{Db, Server};
+
+async fn bad_input_is_refused_cleanly(db: Db) {
+    let s = Server::start(db, &[("AEGIS_HTTP_MAX_BODY_BYTES", "2048")]).await;
+    let malformed = s
+        .raw(
+            "POST",
+            "/api/v1/register",
+            "application/json",
+            b"{\"email\": ".to_vec(),
+        )
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["error"], "bad_request");
+    assert!(malformed.json()["request_id"].is_string());
+
+    let wrong_type = s
+        .req(
+            "POST",
+            "/api/v1/register",
+            Some(&json!({"email": "a@example.com", "password": 12345678901u64})),
+            &[],
+        )
+        .await;
+    assert_eq!(wrong_type.status, 422);
+    assert!(
+        wrong_type.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("password")
+    );
+    assert!(
+        !wrong_type.text.contains("12345678901"),
+        "values are not echoed"
+    );
+
+    let unknown = s
+        .req(
+            "POST",
+            "/api/v1/register",
+            Some(&json!({"email": "a@example.com", "password": "correct horse battery staple 42", "admin": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(unknown.status, 422);
+    assert!(
+        unknown.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `admin`")
+    );
+
+    let huge = json!({"email": "a@example.com", "password": "x".repeat(4096)});
+    let big = s.req("POST", "/api/v1/register", Some(&huge), &[]).await;
+    assert_eq!(big.status, 413);
+
+    let no_type = s
+        .raw("POST", "/api/v1/register", "text/plain", b"{}".to_vec())
+        .await;
+    assert_eq!(no_type.status, 415);
+
+    let missing = s
+        .req(
+            "POST",
+            "/api/v1/register",
+            Some(&json!({"email": "a@example.com"})),
+            &[],
+        )
+        .await;
+    assert_eq!(missing.status, 422);
+
+    assert_eq!(
+        s.req("GET", "/api/v1/nothing-here", None, &[]).await.status,
+        404
+    );
+    assert_eq!(s.req("PUT", "/api/v1/login", None, &[]).await.status, 405);
+
+    assert_eq!(s.db.scalar_i64("SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(
+        s.db.scalar_i64("SELECT COUNT(*) FROM audit_events").await,
+        0
+    );
+
+    // Health and readiness.
+    assert_eq!(s.req("GET", "/healthz", None, &[]).await.status, 200);
+    let ready = s.req("GET", "/readyz", None, &[]).await;
+    assert_eq!(ready.status, 200);
+    for h in [
+        "x-content-type-options",
+        "referrer-policy",
+        "content-security-policy",
+        "x-request-id",
+    ] {
+        assert!(ready.header(h).is_some(), "missing {h}");
+    }
+    assert!(
+        ready.header("strict-transport-security").is_none(),
+        "no HSTS in development"
+    );
+}
+both_backends!(bad_input_is_refused_cleanly);

@@ -1,0 +1,13 @@
+//! Integration tests: the real `aegis` binary on port 0, spoken to over HTTP, against a
+//! fresh SQLite file or (when AEGIS_TEST_DATABASE_URL is set) a fresh PostgreSQL database.
+
+mod harness;
+
+mod accounts;
+mod audit;
+mod cli;
+mod csrf;
+mod input;
+mod production;
+mod sessions;
+mod tenancy;
