@@ -26,6 +26,10 @@ pub struct LockoutPolicy {
     pub base_ms: Millis,
     /// Upper bound of the back-off.
     pub max_ms: Millis,
+    /// A locked account still accepts its password from the owner's known IPs (its last
+    /// login IP and the IPs of its live sessions), so an attacker elsewhere cannot lock
+    /// the owner out.
+    pub known_ip_bypass: bool,
 }
 
 impl Default for LockoutPolicy {
@@ -34,6 +38,7 @@ impl Default for LockoutPolicy {
             threshold: 5,
             base_ms: 60_000,
             max_ms: 3_600_000,
+            known_ip_bypass: true,
         }
     }
 }
@@ -223,7 +228,48 @@ impl AccountService {
             json!({"reason": reason}),
         );
         tx.append_audit(&ev).await?;
-        tx.commit().await
+        tx.commit().await?;
+        metrics::counter!("aegis_login_failures_total", "reason" => reason.to_string())
+            .increment(1);
+        Ok(())
+    }
+
+    /// Whether `ip` is one the user is known to sign in from: the last login IP or the
+    /// IP of one of their live sessions.
+    async fn is_known_ip(&self, tenant: TenantId, user: &User, ip: Option<&str>) -> Result<bool> {
+        let Some(ip) = ip else {
+            return Ok(false);
+        };
+        if user.last_login_ip.as_deref() == Some(ip) {
+            return Ok(true);
+        }
+        let mut tx = self.store.read(tenant).await?;
+        let sessions = tx.list_user_sessions(user.id).await?;
+        Ok(sessions.iter().any(|s| s.ip.as_deref() == Some(ip)))
+    }
+
+    /// Whether `ip` is known for the account `email` in `tenant` and the lockout policy
+    /// lets known IPs through. Used to waive account-keyed rate limits for the owner.
+    pub async fn known_ip_waives_lockout(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        ip: Option<&str>,
+    ) -> Result<bool> {
+        if !self.lockout.known_ip_bypass {
+            return Ok(false);
+        }
+        let Ok(email) = normalize_email(email) else {
+            return Ok(false);
+        };
+        let user = {
+            let mut tx = self.store.read(tenant).await?;
+            tx.user_by_email(&email).await?
+        };
+        match user {
+            Some(user) => self.is_known_ip(tenant, &user, ip).await,
+            None => Ok(false),
+        }
     }
 
     /// Password login. On success the caller sets the returned session's token as cookie.
@@ -248,7 +294,11 @@ impl AccountService {
             return Err(CoreError::InvalidCredentials);
         };
         let now = now_millis();
-        if user.locked_until.is_some_and(|until| until > now) {
+        let locked = user.locked_until.is_some_and(|until| until > now);
+        let bypass = locked
+            && self.lockout.known_ip_bypass
+            && self.is_known_ip(tenant, &user, meta.ip.as_deref()).await?;
+        if locked && !bypass {
             self.hasher.verify_dummy(password).await?;
             self.audit_failure(tenant, Some(&user), "locked", meta)
                 .await?;
@@ -279,6 +329,9 @@ impl AccountService {
         let mut details = json!({"session_id": new.session.id});
         if rehash.is_some() {
             details["rehashed_from"] = json!(user.password_algorithm.as_str());
+        }
+        if bypass {
+            details["lockout_waived_for_known_ip"] = json!(true);
         }
         let ev = audit::event(
             tenant,
@@ -319,6 +372,7 @@ impl AccountService {
             json!({"reason": "bad_password", "failed_attempts": failures}),
         );
         tx.append_audit(&ev).await?;
+        metrics::counter!("aegis_login_failures_total", "reason" => "bad_password").increment(1);
         if let Some(duration) = lock {
             let ev = audit::event(
                 tenant,
@@ -330,6 +384,7 @@ impl AccountService {
                 json!({"failed_attempts": failures, "locked_for_seconds": duration / 1000}),
             );
             tx.append_audit(&ev).await?;
+            metrics::counter!("aegis_account_lockouts_total").increment(1);
         }
         tx.commit().await
     }
@@ -399,6 +454,7 @@ mod tests {
             threshold: 3,
             base_ms: 1000,
             max_ms: 5000,
+            known_ip_bypass: true,
         };
         assert_eq!(p.lock_for(2), None);
         assert_eq!(p.lock_for(3), Some(1000));

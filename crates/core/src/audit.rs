@@ -22,6 +22,7 @@ pub enum Action {
     TenantEnable,
     UserCreate,
     UserImport,
+    RateLimited,
 }
 
 impl Action {
@@ -40,13 +41,14 @@ impl Action {
             Action::TenantEnable => "tenant.enable",
             Action::UserCreate => "user.create",
             Action::UserImport => "user.import",
+            Action::RateLimited => "rate_limit.exceeded",
         }
     }
 
     /// A coarse risk score (0..=100) for alerting.
     fn risk(self) -> i32 {
         match self {
-            Action::LoginFailure => 40,
+            Action::LoginFailure | Action::RateLimited => 40,
             Action::UserLocked => 70,
             Action::PasswordChange | Action::TenantDisable => 50,
             _ => 10,
@@ -79,4 +81,12 @@ pub fn event(
         details,
         risk_score: action.risk(),
     }
+}
+
+/// Records an event that is not part of another write (for example a refused request):
+/// its own transaction, in the event's tenant.
+pub async fn record(store: &dyn crate::store::Store, event: &AuditEvent) -> crate::Result<()> {
+    let mut tx = store.write(event.tenant_id).await?;
+    tx.append_audit(event).await?;
+    tx.commit().await
 }

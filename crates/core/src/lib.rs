@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod password;
+pub mod ratelimit;
 pub mod sessions;
 pub mod store;
 pub mod tenants;

@@ -1,8 +1,10 @@
 //! Password policy and hashing. Argon2id (OWASP: m=19456 KiB, t=2, p=1) runs on the
-//! blocking pool behind a semaphore so a login flood cannot exhaust memory or CPU; legacy
-//! bcrypt hashes verify once and are then upgraded.
+//! blocking pool behind a semaphore, with a bounded number of callers allowed to wait:
+//! beyond it callers are told to retry at once, so a login flood can exhaust neither
+//! memory nor CPU nor the queue. Legacy bcrypt hashes verify once and are then upgraded.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -72,10 +74,64 @@ pub enum Verified {
     YesNeedsRehash,
 }
 
-/// Hashes and verifies passwords with bounded concurrency.
+/// Memory one Argon2id computation needs, with head-room for the rest of the process.
+const HASH_MEMORY_BUDGET: u64 = 2 * ARGON2_M_COST as u64 * 1024;
+
+/// Simultaneous hashes for `cores` cores and `mem_available` bytes of free memory: one
+/// per core, fewer when memory is short, never zero.
+pub fn concurrency_for(cores: usize, mem_available: Option<u64>) -> usize {
+    let by_memory = mem_available
+        .map(|m| usize::try_from(m / HASH_MEMORY_BUDGET).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    cores.min(by_memory).max(1)
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes (Linux; `None` elsewhere).
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// What one hash typically costs with the parameters above on a server core (20–60 ms
+/// measured); only used to turn a queue length into a retry hint.
+const TYPICAL_HASH_MS: u64 = 50;
+
+/// Longest retry hint: a client told to wait longer would rather see an error.
+const MAX_RETRY_AFTER_SECS: u64 = 30;
+
+/// Seconds until a full queue of `max_waiting` calls has drained through `concurrency`
+/// slots, rounded up, between 1 and [`MAX_RETRY_AFTER_SECS`]. It is computed once from the
+/// capacity rather than from the live queue: a refusal happens only when the queue is
+/// full, so the two are the same, and the hint stays stable for clients.
+fn retry_after_for(concurrency: usize, max_waiting: usize) -> u64 {
+    let waiting = u64::try_from(max_waiting).unwrap_or(u64::MAX);
+    let slots = u64::try_from(concurrency.max(1)).unwrap_or(u64::MAX);
+    let drain_ms = waiting.saturating_mul(TYPICAL_HASH_MS) / slots;
+    drain_ms.div_ceil(1000).clamp(1, MAX_RETRY_AFTER_SECS)
+}
+
+/// One admitted hashing call (running or waiting); frees its place when dropped, also
+/// when the caller gives up while waiting.
+struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Hashes and verifies passwords with bounded concurrency and a bounded queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Calls running or waiting for a permit.
+    admitted: Arc<AtomicUsize>,
+    /// Most calls admitted at once: concurrency plus the queue.
+    capacity: usize,
+    /// Hint given with a refusal; see [`retry_after_for`].
+    retry_after_secs: u64,
     /// A real Argon2id hash of a random password, verified when the user does not exist
     /// so that response timing does not reveal which accounts exist.
     dummy_hash: Arc<str>,
@@ -85,6 +141,8 @@ impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("available_permits", &self.permits.available_permits())
+            .field("admitted", &self.admitted.load(Ordering::Relaxed))
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -130,34 +188,80 @@ fn verify_blocking(password: &[u8], stored: &str, algorithm: HashAlgorithm) -> R
 }
 
 impl PasswordHasher {
-    /// `concurrency` bounds simultaneous hash computations (each uses ~19 MiB).
-    pub fn new(concurrency: usize) -> Result<Self> {
+    /// `concurrency` bounds simultaneous hash computations (each uses ~19 MiB);
+    /// `max_waiting` bounds the callers waiting for one (0: 16 × concurrency).
+    pub fn new(concurrency: usize, max_waiting: usize) -> Result<Self> {
         let dummy = hash_blocking(&crate::crypto::random_bytes::<32>()?)?;
+        let concurrency = concurrency.max(1);
+        let max_waiting = if max_waiting == 0 {
+            concurrency.saturating_mul(16)
+        } else {
+            max_waiting
+        };
         Ok(PasswordHasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity: concurrency.saturating_add(max_waiting),
+            retry_after_secs: retry_after_for(concurrency, max_waiting),
             dummy_hash: dummy.into(),
         })
     }
 
-    /// A sensible default concurrency: the number of cores.
+    /// A sensible default concurrency: the number of cores, fewer if memory is short.
     pub fn default_concurrency() -> usize {
-        std::thread::available_parallelism()
+        let cores = std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(2)
+            .unwrap_or(2);
+        concurrency_for(cores, mem_available())
+    }
+
+    /// Calls running or waiting now, and the most that may be (for metrics and tests).
+    pub fn queue_stats(&self) -> (usize, usize) {
+        (self.admitted.load(Ordering::Acquire), self.capacity)
+    }
+
+    /// Takes a place among running and waiting calls, or refuses at once when all are
+    /// taken, so that a flood costs neither memory for waiters nor latency for callers.
+    fn admit(&self) -> Result<Admission> {
+        let mut current = self.admitted.load(Ordering::Acquire);
+        loop {
+            if current >= self.capacity {
+                metrics::counter!("aegis_password_hash_rejected_total").increment(1);
+                return Err(CoreError::Busy {
+                    retry_after_secs: self.retry_after_secs,
+                });
+            }
+            match self.admitted.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(Admission(self.admitted.clone())),
+                Err(seen) => current = seen,
+            }
+        }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
+        let admission = self.admit()?;
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| CoreError::Internal("hasher closed".into()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| CoreError::Internal(format!("hash task: {e}")))?
+        // The permit and the place travel with the job: if the caller goes away, they
+        // are released only when the computation has really finished.
+        tokio::task::spawn_blocking(move || {
+            let _held = (permit, admission);
+            job()
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("hash task: {e}")))?
     }
 
     /// Produces a PHC-format Argon2id hash.
@@ -201,7 +305,131 @@ pub fn detect_algorithm(hash: &str) -> Option<HashAlgorithm> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    #[test]
+    fn concurrency_follows_cores_and_memory() {
+        assert_eq!(concurrency_for(8, None), 8);
+        assert_eq!(concurrency_for(8, Some(24 << 30)), 8);
+        // 100 MiB leaves room for two 38 MiB budgets.
+        assert_eq!(concurrency_for(8, Some(100 << 20)), 2);
+        assert_eq!(concurrency_for(8, Some(1 << 20)), 1);
+        assert_eq!(concurrency_for(0, None), 1);
+    }
+
+    #[test]
+    fn retry_hint_is_the_time_a_full_queue_takes_to_drain() {
+        assert_eq!(retry_after_for(1, 1), 1);
+        assert_eq!(retry_after_for(4, 64), 1);
+        assert_eq!(retry_after_for(1, 100), 5);
+        assert_eq!(retry_after_for(2, 100_000), MAX_RETRY_AFTER_SECS);
+        assert_eq!(retry_after_for(0, 0), 1);
+    }
+
+    fn secret() -> SecretString {
+        SecretString::from("correct horse battery staple 42".to_string())
+    }
+
+    /// Starts a hash on another task.
+    fn spawn_hash(hasher: &PasswordHasher) -> tokio::task::JoinHandle<Result<String>> {
+        let hasher = hasher.clone();
+        tokio::spawn(async move { hasher.hash(&secret()).await })
+    }
+
+    /// Waits until `n` calls are running or queued.
+    async fn until_admitted(hasher: &PasswordHasher, n: usize) {
+        while hasher.queue_stats().0 < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[test]
+    fn zero_queue_means_sixteen_per_slot() {
+        assert_eq!(
+            PasswordHasher::new(2, 0).unwrap().queue_stats(),
+            (0, 2 + 32)
+        );
+        assert_eq!(PasswordHasher::new(0, 3).unwrap().queue_stats(), (0, 1 + 3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        // Two calls take the running slot and the one queue place.
+        let (a, b) = (spawn_hash(&hasher), spawn_hash(&hasher));
+        until_admitted(&hasher, 2).await;
+        let started = Instant::now();
+        let refused = hasher.hash(&secret()).await;
+        let waited = started.elapsed();
+        assert!(matches!(
+            refused,
+            Err(CoreError::Busy {
+                retry_after_secs: 1
+            })
+        ));
+        assert!(
+            waited < Duration::from_millis(50),
+            "refused after {waited:?}"
+        );
+        assert!(a.await.unwrap().is_ok());
+        assert!(b.await.unwrap().is_ok());
+        assert_eq!(hasher.queue_stats(), (0, 2));
+        assert!(hasher.hash(&secret()).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_beyond_the_queue_is_partly_refused_fast() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let hasher = hasher.clone();
+            burst.spawn(async move {
+                let started = Instant::now();
+                let r = hasher.hash(&secret()).await;
+                (r, started.elapsed())
+            });
+        }
+        let (mut done, mut busy, mut slowest_refusal) = (0, 0, Duration::ZERO);
+        let mut fastest_hash = Duration::MAX;
+        while let Some(joined) = burst.join_next().await {
+            match joined.unwrap() {
+                (Ok(_), took) => {
+                    done += 1;
+                    fastest_hash = fastest_hash.min(took);
+                }
+                (Err(CoreError::Busy { .. }), took) => {
+                    busy += 1;
+                    slowest_refusal = slowest_refusal.max(took);
+                }
+                (Err(e), _) => panic!("unexpected error {e}"),
+            }
+        }
+        assert!(done >= 2, "{done} hashed, {busy} refused");
+        assert!(busy >= 1, "{done} hashed, {busy} refused");
+        assert!(
+            slowest_refusal < fastest_hash / 2,
+            "refusals take {slowest_refusal:?}, a hash {fastest_hash:?}"
+        );
+        assert_eq!(hasher.queue_stats(), (0, 2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_caller_that_gives_up_while_queued_frees_its_place() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let running = spawn_hash(&hasher);
+        // Once the permit is taken, the next call can only wait for it.
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let gave_up = tokio::time::timeout(Duration::from_millis(1), hasher.hash(&secret())).await;
+        assert!(gave_up.is_err(), "timed out while queued");
+        assert_eq!(hasher.queue_stats().0, 1, "only the running call is left");
+        assert!(running.await.unwrap().is_ok());
+        assert_eq!(hasher.queue_stats(), (0, 2));
+        assert!(hasher.hash(&secret()).await.is_ok());
+    }
 
     #[test]
     fn policy_rejects_short_long_and_weak() {

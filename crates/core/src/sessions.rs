@@ -104,6 +104,12 @@ impl SessionService {
         let (session, user) = found.ok_or(CoreError::Unauthenticated)?;
         let now = now_millis();
         if !self.policy.is_live(&session, now) {
+            let why = if now >= session.expires_at {
+                "absolute"
+            } else {
+                "idle"
+            };
+            metrics::counter!("aegis_session_timeouts_total", "kind" => why).increment(1);
             return Err(CoreError::Unauthenticated);
         }
         if now - session.last_seen_at >= self.policy.activity_update_interval_ms {

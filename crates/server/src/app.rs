@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use crate::config::{Config, Mode, parse_cidr};
 use crate::http::cookie::CookieSettings;
 use crate::http::state::{AppState, TenantCache};
+use crate::ratelimit::RateLimiter;
 
 fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
@@ -84,7 +85,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         0 => PasswordHasher::default_concurrency(),
         n => n,
     };
-    let hasher = PasswordHasher::new(concurrency)?;
+    let hasher = PasswordHasher::new(concurrency, cfg.password.hash_queue)?;
     let policy = session_policy(&cfg);
     let accounts = AccountService::new(
         store.clone(),
@@ -98,6 +99,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
             threshold: cfg.lockout.threshold,
             base_ms: secs_ms(cfg.lockout.base_secs),
             max_ms: secs_ms(cfg.lockout.max_secs),
+            known_ip_bypass: cfg.lockout.known_ip_bypass,
         },
         policy.clone(),
     );
@@ -108,6 +110,20 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         .iter()
         .filter_map(|c| parse_cidr(c))
         .collect();
+    let metrics_allow = cfg
+        .metrics
+        .allow_from
+        .iter()
+        .filter_map(|c| parse_cidr(c))
+        .collect();
+    let limiter = if cfg.rate_limit.enabled {
+        let redis_url = cfg.redis_url.as_ref().map(|s| s.0.as_str());
+        Some(Arc::new(
+            RateLimiter::new(&cfg.rate_limit, redis_url).map_err(anyhow::Error::msg)?,
+        ))
+    } else {
+        None
+    };
     Ok(AppState {
         cookie: CookieSettings::from_config(&cfg.session),
         config: Arc::new(cfg),
@@ -119,6 +135,10 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         secret_key,
         trusted_proxies: Arc::new(trusted_proxies),
         tenant_cache: TenantCache::default(),
+        limiter,
+        limit_audit: Arc::default(),
+        metrics: None,
+        metrics_allow: Arc::new(metrics_allow),
     })
 }
 
@@ -150,14 +170,47 @@ pub fn spawn_session_purger(state: &AppState, interval: Duration) {
     });
 }
 
+/// Drops idle in-process rate-limit keys every `interval_secs`, keeping memory bounded
+/// under a flood of distinct keys.
+fn spawn_limiter_pruner(limiter: &RateLimiter, interval_secs: u64) {
+    let local = limiter.local();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(interval_secs.max(1)));
+        loop {
+            tick.tick().await;
+            let removed = local.prune();
+            if removed > 0 {
+                tracing::debug!(removed, "pruned idle rate-limit keys");
+            }
+        }
+    });
+}
+
 /// Runs the server until Ctrl-C / SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let listen = cfg.listen.clone();
     let purge = Duration::from_secs(cfg.session.purge_interval_secs);
     let mode = cfg.mode;
     let db = aegis_store::Backend::of_url(&cfg.database_url)?;
-    let state = build_state(cfg).await?;
+    let metrics_enabled = cfg.metrics.enabled;
+    let mut state = build_state(cfg).await?;
+    if metrics_enabled {
+        state.metrics = Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .context("installing the metrics recorder")?,
+        );
+    }
     spawn_session_purger(&state, purge);
+    if let Some(limiter) = &state.limiter {
+        spawn_limiter_pruner(limiter, state.config.rate_limit.prune_interval_secs);
+        if let Some(Err(e)) = limiter.redis_ping().await {
+            tracing::warn!(error = %e, "rate limiter: Redis is not reachable yet; will retry on demand");
+        }
+        tracing::info!(backend = limiter.backend_name(), "rate limiting on");
+    } else {
+        tracing::warn!("rate limiting is off (rate_limit.enabled = false)");
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::ratelimit::config::RateLimitConfig;
+
 /// Development relaxes nothing silently; production refuses insecure settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,8 +83,11 @@ pub struct PasswordConfig {
     pub min_length: usize,
     pub max_length: usize,
     pub min_strength: u8,
-    /// Simultaneous Argon2id computations; 0 = number of cores.
+    /// Simultaneous Argon2id computations; 0 = number of cores (fewer if memory is short).
     pub hash_concurrency: usize,
+    /// Calls allowed to wait for a hashing slot; beyond this the server answers 429 at
+    /// once. 0 = 16 × hash_concurrency.
+    pub hash_queue: usize,
 }
 
 impl Default for PasswordConfig {
@@ -92,6 +97,7 @@ impl Default for PasswordConfig {
             max_length: 128,
             min_strength: 3,
             hash_concurrency: 0,
+            hash_queue: 0,
         }
     }
 }
@@ -103,6 +109,9 @@ pub struct LockoutConfig {
     pub threshold: i32,
     pub base_secs: u64,
     pub max_secs: u64,
+    /// A locked account (and its account-keyed rate limits) still admits its owner
+    /// from their known IPs: the last login IP and the IPs of live sessions.
+    pub known_ip_bypass: bool,
 }
 
 impl Default for LockoutConfig {
@@ -111,6 +120,7 @@ impl Default for LockoutConfig {
             threshold: 5,
             base_secs: 60,
             max_secs: 3600,
+            known_ip_bypass: true,
         }
     }
 }
@@ -130,6 +140,24 @@ impl Default for CorsConfig {
             allowed_origins: Vec::new(),
             allow_credentials: true,
             max_age_secs: 600,
+        }
+    }
+}
+
+/// The Prometheus endpoint `/metrics`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Client IPs/CIDRs allowed to read `/metrics`; everyone else gets 404.
+    pub allow_from: Vec<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            allow_from: vec!["127.0.0.1/32".into(), "::1/128".into()],
         }
     }
 }
@@ -168,6 +196,8 @@ pub struct Config {
     pub secret_key_file: Option<PathBuf>,
     /// Proxies (CIDR) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// Redis for shared rate limits (`redis://` or `rediss://`); in-process without.
+    pub redis_url: Option<Secret>,
     pub debug: bool,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -176,6 +206,8 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub cors: CorsConfig,
     pub http: HttpConfig,
+    pub rate_limit: RateLimitConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -190,6 +222,7 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             trusted_proxies: Vec::new(),
+            redis_url: None,
             debug: false,
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
@@ -198,6 +231,8 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             cors: CorsConfig::default(),
             http: HttpConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -223,6 +258,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("secret_key", Kind::Str),
     ("secret_key_file", Kind::Str),
     ("trusted_proxies", Kind::List),
+    ("redis_url", Kind::Str),
     ("debug", Kind::Bool),
     ("log_format", Kind::Str),
     ("log_level", Kind::Str),
@@ -236,14 +272,23 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("password.max_length", Kind::Int),
     ("password.min_strength", Kind::Int),
     ("password.hash_concurrency", Kind::Int),
+    ("password.hash_queue", Kind::Int),
     ("lockout.threshold", Kind::Int),
     ("lockout.base_secs", Kind::Int),
     ("lockout.max_secs", Kind::Int),
+    ("lockout.known_ip_bypass", Kind::Bool),
     ("cors.allowed_origins", Kind::List),
     ("cors.allow_credentials", Kind::Bool),
     ("cors.max_age_secs", Kind::Int),
     ("http.max_body_bytes", Kind::Int),
     ("http.request_timeout_secs", Kind::Int),
+    ("rate_limit.enabled", Kind::Bool),
+    ("rate_limit.failure_mode", Kind::Str),
+    ("rate_limit.redis_prefix", Kind::Str),
+    ("rate_limit.redis_timeout_ms", Kind::Int),
+    ("rate_limit.prune_interval_secs", Kind::Int),
+    ("metrics.enabled", Kind::Bool),
+    ("metrics.allow_from", Kind::List),
 ];
 
 /// The environment variable name for a config key.
@@ -355,6 +400,17 @@ impl Config {
                 p.push(format!("trusted_proxies: '{cidr}' is not an IP or CIDR"));
             }
         }
+        for cidr in &self.metrics.allow_from {
+            if parse_cidr(cidr).is_none() {
+                p.push(format!("metrics.allow_from: '{cidr}' is not an IP or CIDR"));
+            }
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.0.starts_with("redis://") || url.0.starts_with("rediss://"))
+        {
+            p.push("redis_url: must start with redis:// or rediss://".into());
+        }
+        p.extend(self.rate_limit.problems());
         for o in &self.cors.allowed_origins {
             if o != "*" && !is_origin(o) {
                 p.push(format!(
@@ -429,6 +485,13 @@ impl Config {
                     .into(),
             );
         }
+        if self
+            .redis_url
+            .as_ref()
+            .is_some_and(|u| !u.0.starts_with("rediss://"))
+        {
+            p.push("redis_url: Redis connections must use TLS in production (rediss://)".into());
+        }
         if self.debug {
             p.push("debug: must be false in production".into());
         }
@@ -501,6 +564,22 @@ pub fn reference() -> String {
     }
     out.push('\n');
     out.push_str(&defaults);
+    #[derive(Serialize)]
+    struct BuiltinRules {
+        rules: std::collections::BTreeMap<String, crate::ratelimit::config::RuleConfig>,
+    }
+    let builtin = BuiltinRules {
+        rules: crate::ratelimit::config::builtin_rules(),
+    };
+    out.push_str(
+        "\n# Built-in rate-limit rules. A [rate_limit.rules.NAME] table replaces the rule of\n\
+         # that name (enabled = false removes it); new names add rules.\n",
+    );
+    let mut rules = toml::Table::new();
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&builtin) {
+        rules.insert("rate_limit".into(), toml::Value::Table(t));
+    }
+    out.push_str(&toml::to_string_pretty(&rules).unwrap_or_default());
     out
 }
 

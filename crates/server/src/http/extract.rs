@@ -107,23 +107,30 @@ impl FromRequestParts<AppState> for Meta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0);
-        let ip = client_ip(peer, &parts.headers, &state.trusted_proxies).map(|ip| ip.to_string());
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        Ok(Meta(RequestMeta {
-            request_id: header("x-request-id"),
-            ip,
-            user_agent: header(header::USER_AGENT.as_str()).map(|u| u.chars().take(512).collect()),
-        }))
+        Ok(Meta(request_meta(&parts.extensions, &parts.headers, state)))
+    }
+}
+
+/// Request id, client IP (per `trusted_proxies`) and user agent of a request.
+pub fn request_meta(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> RequestMeta {
+    let peer = extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let ip = client_ip(peer, headers, &state.trusted_proxies).map(|ip| ip.to_string());
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    RequestMeta {
+        request_id: header("x-request-id"),
+        ip,
+        user_agent: header(header::USER_AGENT.as_str()).map(|u| u.chars().take(512).collect()),
     }
 }
 
@@ -202,6 +209,7 @@ impl FromRequestParts<AppState> for Authed {
                 .unwrap_or("");
             if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
                 tracing::warn!(target: "aegis::security", event = "csrf_failure", "CSRF token missing or invalid");
+                metrics::counter!("aegis_csrf_failures_total", "check" => "token").increment(1);
                 return Err(ApiError::Forbidden(
                     "CSRF token missing or invalid: send the token from GET /api/v1/csrf in the X-CSRF-Token header".into(),
                 ));

@@ -113,6 +113,7 @@ fn is_unsafe(m: &Method) -> bool {
 pub async fn check_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if is_unsafe(req.method()) && !origin_allowed(&state, &req) {
         tracing::warn!(target: "aegis::security", event = "csrf_failure", "cross-origin unsafe request refused");
+        metrics::counter!("aegis_csrf_failures_total", "check" => "origin").increment(1);
         return ApiError::Forbidden(
             "cross-origin request refused: the Origin is not allowed".into(),
         )

@@ -5,6 +5,7 @@ pub mod cookie;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 
@@ -110,7 +111,9 @@ pub fn app(state: AppState) -> Router {
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     timeout,
                 ))
-                .layer(from_fn_with_state(state, middleware::resolve_tenant)),
+                .layer(from_fn_with_state(state.clone(), middleware::resolve_tenant))
+                // After tenant resolution: account keys are per tenant.
+                .layer(from_fn_with_state(state, ratelimit::rate_limit)),
         )
 }
 

@@ -12,7 +12,10 @@ use aegis_core::tenants::TenantService;
 use ipnet::IpNet;
 
 use super::cookie::CookieSettings;
+use super::ratelimit::AuditThrottle;
 use crate::config::Config;
+use crate::ratelimit::RateLimiter;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// How long a tenant lookup is cached (tenant changes propagate within this time).
 const TENANT_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -31,6 +34,14 @@ pub struct AppState {
     pub cookie: CookieSettings,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub tenant_cache: TenantCache,
+    /// `None` when `rate_limit.enabled = false`.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Keeps refused-request audit entries to one per rule, key and window.
+    pub limit_audit: Arc<AuditThrottle>,
+    /// The Prometheus registry, installed by `serve` (CLI commands have none).
+    pub metrics: Option<PrometheusHandle>,
+    /// Who may read `/metrics`.
+    pub metrics_allow: Arc<Vec<IpNet>>,
 }
 
 /// A short-lived cache of tenant lookups by slug or host, so the tenant registry is not

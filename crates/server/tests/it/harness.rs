@@ -265,7 +265,7 @@ pub fn run_cli(
 /// A running server.
 pub struct Server {
     pub base: String,
-    pub db: TestDb,
+    pub db: std::sync::Arc<TestDb>,
     child: Child,
     http: reqwest::Client,
 }
@@ -312,6 +312,8 @@ fn base_env(db: &TestDb) -> Vec<(String, String)> {
     env.push(("AEGIS_SECRET_KEY".into(), SECRET.into()));
     env.push(("AEGIS_LOG_LEVEL".into(), "warn".into()));
     env.push(("AEGIS_PASSWORD_HASH_CONCURRENCY".into(), "2".into()));
+    // Tests log in many times from one IP; rate-limit tests switch limits back on.
+    env.push(("AEGIS_RATE_LIMIT_ENABLED".into(), "false".into()));
     env
 }
 
@@ -324,6 +326,15 @@ impl Server {
 
     /// Starts a server on an existing database.
     pub fn start_on(db: TestDb, extra: &[(&str, &str)]) -> Server {
+        Server::start_shared(std::sync::Arc::new(db), extra)
+    }
+
+    /// Starts another server on the same database as `self` (several instances).
+    pub fn another(&self, extra: &[(&str, &str)]) -> Server {
+        Server::start_shared(self.db.clone(), extra)
+    }
+
+    pub fn start_shared(db: std::sync::Arc<TestDb>, extra: &[(&str, &str)]) -> Server {
         let mut env = base_env(&db);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut child = Command::new(env!("CARGO_BIN_EXE_aegis"))

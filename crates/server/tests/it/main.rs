@@ -4,10 +4,12 @@
 mod harness;
 
 mod accounts;
+mod admission;
 mod audit;
 mod cli;
 mod csrf;
 mod input;
 mod production;
+mod ratelimit;
 mod sessions;
 mod tenancy;

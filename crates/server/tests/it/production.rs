@@ -157,3 +157,11 @@ fn secrets_generate_prints_a_strong_key() {
     assert_eq!(key.len(), 64);
     assert!(aegis::config::weak_secret(key).is_none());
 }
+
+#[test]
+fn refuses_plaintext_redis() {
+    assert_refused(
+        &[("AEGIS_REDIS_URL", Some("redis://cache.internal:6379"))],
+        "redis_url: Redis connections must use TLS in production (rediss://)",
+    );
+}

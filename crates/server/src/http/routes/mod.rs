@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/api/v1/register", post(auth::register))
         .route("/api/v1/login", post(auth::login))
         .route("/api/v1/logout", post(auth::logout))

@@ -1,0 +1,298 @@
+//! The rate-limit middleware: finds the rules for a request, builds their keys, asks
+//! the limiter, and answers 429 (or 503 when the limiter is down and configured to fail
+//! closed). Every limited response carries `RateLimit-Policy`/`RateLimit` and
+//! `X-RateLimit-*` headers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use aegis_core::audit::{self, Action};
+use aegis_core::crypto::{b64url, sha256};
+use aegis_core::email::normalize_email;
+use aegis_core::model::{RequestMeta, Tenant};
+use aegis_core::ratelimit::{Check, Decision};
+
+use super::error::ApiError;
+use super::extract::{bearer_token, request_meta};
+use super::state::AppState;
+use crate::ratelimit::config::KeyKind;
+use crate::ratelimit::policy::Rule;
+
+/// A short, non-reversible key part for secrets and personal data: rate-limit keys end
+/// up in Redis and must not carry tokens or e-mail addresses.
+fn digest(parts: &[&[u8]]) -> String {
+    let mut joined = Vec::new();
+    for p in parts {
+        joined.extend_from_slice(p);
+        joined.push(0);
+    }
+    b64url(&sha256(&joined)[..16])
+}
+
+/// What a request can be keyed by.
+struct KeySource<'a> {
+    ip: Option<&'a str>,
+    tenant: Option<&'a Tenant>,
+    session: Option<&'a str>,
+    api_key: Option<&'a str>,
+    account: Option<&'a str>,
+}
+
+impl KeySource<'_> {
+    fn key(&self, rule: &Rule) -> Option<String> {
+        let tenant_id = || self.tenant.map(|t| t.id.to_string());
+        let part = match rule.key {
+            KeyKind::Ip => self.ip?.to_string(),
+            KeyKind::Tenant => tenant_id()?,
+            KeyKind::Session => digest(&[self.session?.as_bytes()]),
+            KeyKind::ApiKey => digest(&[self.api_key?.as_bytes()]),
+            KeyKind::Account => digest(&[tenant_id()?.as_bytes(), self.account?.as_bytes()]),
+            KeyKind::AccountIp => format!(
+                "{}:{}",
+                digest(&[tenant_id()?.as_bytes(), self.account?.as_bytes()]),
+                self.ip?
+            ),
+        };
+        Some(format!("{}:{part}", rule.name))
+    }
+}
+
+/// The account a login-like request names: its normalised `email` field.
+fn account_in(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let email = value.get("email")?.as_str()?;
+    Some(normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase()))
+}
+
+/// Remembers which refusals were audited recently, so a flood of refused requests
+/// writes one audit entry per rule and key per window instead of one per request.
+#[derive(Default)]
+pub struct AuditThrottle {
+    until: Mutex<HashMap<String, Instant>>,
+}
+
+impl AuditThrottle {
+    /// Whether this refusal should be audited now.
+    fn first(&self, key: &str, window: Duration) -> bool {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if map.get(key).is_some_and(|t| *t > now) {
+            return false;
+        }
+        if map.len() >= 10_000 {
+            map.retain(|_, t| *t > now);
+            if map.len() >= 10_000 {
+                return false;
+            }
+        }
+        map.insert(key.to_string(), now + window);
+        true
+    }
+}
+
+fn secs_ceil(us: i64) -> u64 {
+    u64::try_from((us.max(0) + 999_999) / 1_000_000).unwrap_or(0)
+}
+
+/// Adds the rate-limit headers for `decision` under `rule`.
+fn set_headers(headers: &mut HeaderMap, rule: &Rule, decision: &Decision) {
+    let reset = secs_ceil(decision.reset_us);
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    put(
+        "ratelimit-policy",
+        format!(
+            "\"{}\";q={};w={}",
+            rule.name, rule.quota.limit, rule.period_secs
+        ),
+    );
+    put(
+        "ratelimit",
+        format!("\"{}\";r={};t={reset}", rule.name, decision.remaining),
+    );
+    put("x-ratelimit-limit", rule.quota.limit.to_string());
+    put("x-ratelimit-remaining", decision.remaining.to_string());
+    put("x-ratelimit-reset", reset.to_string());
+}
+
+/// The middleware.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(limiter) = state.limiter.clone() else {
+        return next.run(req).await;
+    };
+    let rules = limiter.policy.matching(req.method(), req.uri().path());
+    if rules.is_empty() {
+        return next.run(req).await;
+    }
+    let needs_account = rules
+        .iter()
+        .any(|r| matches!(r.key, KeyKind::Account | KeyKind::AccountIp));
+    let (req, account) = if needs_account {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, state.config.http.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ApiError::PayloadTooLarge(format!(
+                    "request body: larger than {} bytes",
+                    state.config.http.max_body_bytes
+                ))
+                .into_response();
+            }
+        };
+        let account = account_in(&bytes);
+        (Request::from_parts(parts, Body::from(bytes)), account)
+    } else {
+        (req, None)
+    };
+    let meta = request_meta(req.extensions(), req.headers(), &state);
+    let tenant = req.extensions().get::<Tenant>().cloned();
+    let source = KeySource {
+        ip: meta.ip.as_deref(),
+        tenant: tenant.as_ref(),
+        session: state
+            .cookie
+            .read(req.headers())
+            .or_else(|| bearer_token(req.headers())),
+        api_key: req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),
+        account: account.as_deref(),
+    };
+    let (applied, checks): (Vec<&Rule>, Vec<Check>) = rules
+        .iter()
+        .filter_map(|r| {
+            source.key(r).map(|key| {
+                (
+                    *r,
+                    Check {
+                        key,
+                        quota: r.quota,
+                    },
+                )
+            })
+        })
+        .unzip();
+    let decisions = match limiter.check(&checks).await {
+        Ok(d) => d,
+        Err(_) => {
+            let mut resp = ApiError::Unavailable("rate limiter unavailable; retry shortly".into())
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        }
+    };
+    let Some(last) = decisions.last().copied() else {
+        return next.run(req).await;
+    };
+    let refused_at = decisions.len() - 1;
+    if !last.allowed {
+        let rule = applied[refused_at];
+        let waived = rule.key == KeyKind::Account
+            && match (&tenant, &account) {
+                (Some(t), Some(email)) => state
+                    .accounts
+                    .known_ip_waives_lockout(t.id, email, meta.ip.as_deref())
+                    .await
+                    .unwrap_or(false),
+                _ => false,
+            };
+        if !waived {
+            return refuse(
+                &state,
+                rule,
+                &checks[refused_at].key,
+                &last,
+                tenant.as_ref(),
+                &meta,
+            )
+            .await;
+        }
+    }
+    // Report the tightest admitted rule.
+    let shown = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.allowed)
+        .min_by_key(|(_, d)| d.remaining);
+    let mut resp = next.run(req).await;
+    if let Some((i, d)) = shown {
+        set_headers(resp.headers_mut(), applied[i], d);
+    }
+    resp
+}
+
+/// The 429 answer, with its audit entry (throttled) and metric.
+async fn refuse(
+    state: &AppState,
+    rule: &Rule,
+    key: &str,
+    decision: &Decision,
+    tenant: Option<&Tenant>,
+    meta: &RequestMeta,
+) -> Response {
+    metrics::counter!("aegis_rate_limit_refusals_total", "rule" => rule.name.to_string())
+        .increment(1);
+    let window = Duration::from_micros(u64::try_from(decision.retry_after_us).unwrap_or(0))
+        .max(Duration::from_secs(1));
+    if let Some(t) = tenant
+        && state.limit_audit.first(key, window)
+    {
+        let event = audit::event(
+            t.id,
+            meta,
+            None,
+            Action::RateLimited,
+            format!("rate_limit:{}", rule.name),
+            false,
+            json!({"rule": &*rule.name, "key": rule.key.as_str(), "limit": rule.quota.limit, "period_secs": rule.period_secs}),
+        );
+        if let Err(e) = audit::record(state.store.as_ref(), &event).await {
+            tracing::error!(error = %e, "recording a rate-limit refusal");
+        }
+    }
+    let retry_after_secs = secs_ceil(decision.retry_after_us).max(1);
+    let mut resp = ApiError::TooManyRequests { retry_after_secs }.into_response();
+    set_headers(resp.headers_mut(), rule, decision);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_is_read_from_json_and_normalised() {
+        assert_eq!(
+            account_in(br#"{"email":" Ada@Example.COM ","password":"x"}"#).as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(account_in(b"not json"), None);
+        assert_eq!(account_in(br#"{"email": 5}"#), None);
+    }
+
+    #[test]
+    fn digests_hide_their_input() {
+        let d = digest(&[b"tenant", b"ada@example.com"]);
+        assert!(!d.contains("ada"));
+        assert_eq!(d.len(), 22);
+        assert_ne!(d, digest(&[b"tenant", b"bob@example.com"]));
+    }
+
+    #[test]
+    fn audit_throttle_admits_one_per_window() {
+        let t = AuditThrottle::default();
+        assert!(t.first("k", Duration::from_secs(60)));
+        assert!(!t.first("k", Duration::from_secs(60)));
+        assert!(t.first("other", Duration::from_secs(60)));
+    }
+}
