@@ -313,7 +313,13 @@ impl AccountService {
             return Err(CoreError::InvalidCredentials);
         }
         let rehash = if verified == Verified::YesNeedsRehash {
-            Some(self.hasher.hash(password).await?)
+            // The upgrade is optional: when hashing is saturated, sign in now and
+            // upgrade at a later login rather than refuse a correct password.
+            match self.hasher.hash(password).await {
+                Ok(hash) => Some(hash),
+                Err(CoreError::Busy { .. }) => None,
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
