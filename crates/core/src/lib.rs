@@ -3,10 +3,12 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup_codes;
 pub mod clock;
 pub mod crypto;
 pub mod email;
 pub mod error;
+pub mod fieldcrypt;
 pub mod ids;
 pub mod model;
 pub mod password;
@@ -14,5 +16,6 @@ pub mod ratelimit;
 pub mod sessions;
 pub mod store;
 pub mod tenants;
+pub mod totp;
 
 pub use error::{CoreError, Result};
