@@ -65,12 +65,12 @@ fn unique_prefix() -> String {
     format!("aegis-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
-const PROBE_3_PER_3S: &str = r#"
+const PROBE_3_PER_6S: &str = r#"
 [rate_limit.rules.probe]
 routes = ["GET /healthz"]
 key = "ip"
 limit = 3
-period_secs = 3
+period_secs = 6
 "#;
 
 async fn get(s: &Server, path: &str, headers: &[(&str, &str)]) -> Resp {
@@ -85,7 +85,7 @@ async fn limit_headers_and_recovery(s: &Server) {
         assert_eq!(r.status, 200);
         assert_eq!(
             r.header("ratelimit-policy").as_deref(),
-            Some("\"probe\";q=3;w=3")
+            Some("\"probe\";q=3;w=6")
         );
         assert_eq!(r.header("x-ratelimit-limit").as_deref(), Some("3"));
         assert_eq!(
@@ -101,12 +101,12 @@ async fn limit_headers_and_recovery(s: &Server) {
     let refused = get(s, "/healthz", &[]).await;
     assert_eq!(refused.status, 429, "{}", refused.text);
     assert_eq!(refused.json()["error"], "rate_limited");
-    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(refused.header("retry-after").as_deref(), Some("2"));
     assert_eq!(
         refused.header("x-ratelimit-remaining").as_deref(),
         Some("0")
     );
-    assert_eq!(refused.header("x-ratelimit-reset").as_deref(), Some("3"));
+    assert_eq!(refused.header("x-ratelimit-reset").as_deref(), Some("6"));
     assert!(refused.header("ratelimit").unwrap().contains("r=0"));
     // Other routes are under the default rule only.
     let other = get(s, "/readyz", &[]).await;
@@ -115,15 +115,15 @@ async fn limit_headers_and_recovery(s: &Server) {
         other.header("ratelimit-policy").as_deref(),
         Some("\"default\";q=120;w=60")
     );
-    // One emission interval (1 s) later one request is admitted again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // One emission interval (2 s) later one request is admitted again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(get(s, "/healthz", &[]).await.status, 200);
     assert_eq!(get(s, "/healthz", &[]).await.status, 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_limits() {
-    let rules = Rules::new(PROBE_3_PER_3S);
+    let rules = Rules::new(PROBE_3_PER_6S);
     let s = Server::start(Db::Sqlite, &pairs(&env(&rules, None))).await;
     limit_headers_and_recovery(&s).await;
 }
@@ -133,7 +133,7 @@ async fn redis_limits() {
     let Some(url) = redis_url("redis_limits") else {
         return;
     };
-    let rules = Rules::new(PROBE_3_PER_3S);
+    let rules = Rules::new(PROBE_3_PER_6S);
     let prefix = unique_prefix();
     let s = Server::start(Db::Sqlite, &pairs(&env(&rules, Some((&url, &prefix))))).await;
     limit_headers_and_recovery(&s).await;
@@ -375,6 +375,8 @@ async fn spoofed_forwarded_headers_do_not_change_the_key() {
 }
 
 const PROBE_50_PER_MIN: &str = r#"
+trusted_proxies = ["127.0.0.1/32", "::1/128"]
+
 [rate_limit.rules.probe]
 routes = ["GET /healthz"]
 key = "ip"
@@ -397,30 +399,38 @@ async fn instances_share_limits_exactly(db: Db) {
         .chain(servers.iter().map(|s| s.base.clone()))
         .collect();
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..100 {
-        let url = format!("{}/healthz", bases[i % 3]);
-        let client = client.clone();
-        tasks.spawn(async move { client.get(url).send().await.unwrap().status().as_u16() });
-    }
-    let mut ok = 0;
-    let mut limited = 0;
-    while let Some(status) = tasks.join_next().await {
-        match status.unwrap() {
-            200 => ok += 1,
-            429 => limited += 1,
-            other => panic!("unexpected status {other}"),
+    // GCRA admits one more request every 1.2 s, so the count is exact only when the
+    // 100 requests fit in that time. On a loaded machine a slow round is repeated with
+    // a fresh client address (a fresh key), at most three times.
+    for round in 1..=3 {
+        let client_ip = format!("192.0.2.{round}");
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let url = format!("{}/healthz", bases[i % 3]);
+            let (client, ip) = (client.clone(), client_ip.clone());
+            tasks.spawn(async move {
+                let r = client.get(url).header("x-forwarded-for", ip).send().await;
+                r.unwrap().status().as_u16()
+            });
         }
+        let (mut ok, mut limited) = (0, 0);
+        while let Some(status) = tasks.join_next().await {
+            match status.unwrap() {
+                200 => ok += 1,
+                429 => limited += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= Duration::from_millis(1200) {
+            eprintln!("round {round} took {elapsed:?}: too slow to count exactly, repeating");
+            continue;
+        }
+        assert_eq!((ok, limited), (50, 50));
+        return;
     }
-    // GCRA admits one more request every 1.2 s; the burst must fit in that time for
-    // the count to be exact.
-    assert!(
-        started.elapsed() < Duration::from_millis(1200),
-        "the requests took {:?}",
-        started.elapsed()
-    );
-    assert_eq!((ok, limited), (50, 50));
+    panic!("three rounds of 100 requests each took longer than 1.2 s");
 }
 crate::both_backends!(instances_share_limits_exactly);
 
