@@ -5,10 +5,14 @@
 //! - Redis: one GCRA script round trip versus one `PING` round trip, same connection
 //!   type, same concurrency.
 //!
+//! Each figure is measured in `ROUNDS` slices alternating with its baseline's slices,
+//! so that a drift of a shared machine's speed hits both sides alike.
+//!
 //! `cargo run --release -p aegis-bench --bin ratelimit_decisions` (Redis from
 //! `AEGIS_BENCH_REDIS_URL`, default redis://127.0.0.1:6379; skipped if unreachable).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,9 +20,12 @@ use std::time::{Duration, Instant};
 use aegis::ratelimit::redis::RedisLimiter;
 use aegis_core::ratelimit::{Check, LocalLimiter, Quota, RateLimitBackend, now_micros};
 
+/// Measuring time per figure, split in `ROUNDS` slices alternating with the baseline.
 const RUN: Duration = Duration::from_secs(3);
+const ROUNDS: u32 = 3;
 const KEYS: usize = 10_000;
 
+/// Client IPs as the server keys them (`tenant:ip`), 10,000 distinct ones.
 fn keys() -> Arc<Vec<String>> {
     Arc::new(
         (0..KEYS)
@@ -32,11 +39,33 @@ fn quota() -> Quota {
     Quota::per(1_000_000_000, 60)
 }
 
-/// Runs `op(i)` on `threads` OS threads for `RUN`; returns operations per second.
-fn threaded(threads: usize, op: impl Fn(usize) + Send + Sync + 'static) -> f64 {
-    let op = Arc::new(op);
+/// Operations counted over a measured time.
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    secs: f64,
+}
+
+impl Tally {
+    fn add(&mut self, ops: u64, secs: f64) {
+        self.ops += ops;
+        self.secs += secs;
+    }
+
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
+/// Runs `op(i)` on `threads` OS threads for `slice`; returns (operations, seconds).
+fn threaded<F: Fn(usize) + Send + Sync + 'static>(
+    threads: usize,
+    slice: Duration,
+    op: &Arc<F>,
+) -> (u64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let (op, stop, count) = (op.clone(), stop.clone(), count.clone());
@@ -54,27 +83,38 @@ fn threaded(threads: usize, op: impl Fn(usize) + Send + Sync + 'static) -> f64 {
             })
         })
         .collect();
-    let started = Instant::now();
-    std::thread::sleep(RUN);
+    std::thread::sleep(slice);
     stop.store(true, Ordering::Relaxed);
     for h in handles {
-        h.join().expect("bench thread");
+        h.join().expect("a benchmark thread panicked");
     }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    (
+        count.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 fn in_process() {
-    println!("== in-process limiter: decisions/s ({KEYS} keys, {RUN:?} per figure)");
+    println!(
+        "== in-process limiter: decisions/s ({KEYS} keys, {RUN:?} per figure, interleaved with the baseline)"
+    );
+    println!(
+        "   baseline: Mutex<HashMap<String, i64>> get+insert per second, same keys and threads"
+    );
     println!(
         "{:>8} {:>16} {:>16} {:>8}",
         "threads", "limiter", "baseline", "ratio"
     );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    for threads in [1, cores, 16] {
+    let mut counts = vec![1, cores, 16];
+    counts.sort_unstable();
+    counts.dedup();
+    let slice = RUN / ROUNDS;
+    for threads in counts {
         let limiter = Arc::new(LocalLimiter::default());
         let k = keys();
         let q = quota();
-        let rate = threaded(threads, move |i| {
+        let decide = Arc::new(move |i: usize| {
             let check = Check {
                 key: k[i % KEYS].clone(),
                 quota: q,
@@ -83,13 +123,21 @@ fn in_process() {
         });
         let map = Arc::new(Mutex::new(HashMap::<String, i64>::new()));
         let k = keys();
-        let base = threaded(threads, move |i| {
+        let baseline = Arc::new(move |i: usize| {
             let key = k[i % KEYS].clone();
             let now = now_micros();
-            let mut m = map.lock().expect("baseline map");
+            let mut m = map.lock().expect("baseline map lock poisoned");
             let tat = m.get(key.as_str()).copied().unwrap_or(now);
             m.insert(key, tat.max(now) + 1);
         });
+        let (mut rate, mut base) = (Tally::default(), Tally::default());
+        for _ in 0..ROUNDS {
+            let (n, s) = threaded(threads, slice, &decide);
+            rate.add(n, s);
+            let (n, s) = threaded(threads, slice, &baseline);
+            base.add(n, s);
+        }
+        let (rate, base) = (rate.rate(), base.rate());
         println!(
             "{threads:>8} {rate:>16.0} {base:>16.0} {:>8.2}",
             rate / base
@@ -97,13 +145,19 @@ fn in_process() {
     }
 }
 
-async fn concurrent<F, Fut>(clients: usize, op: F) -> f64
+/// Runs `op(i)` in `clients` concurrent tasks for `slice`; returns (operations,
+/// seconds), or the first error (a benchmark that fails must not print a figure).
+async fn concurrent<F, Fut>(
+    clients: usize,
+    slice: Duration,
+    op: &Arc<F>,
+) -> Result<(u64, f64), String>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
+    Fut: Future<Output = Result<(), String>> + Send,
 {
-    let op = Arc::new(op);
-    let deadline = Instant::now() + RUN;
+    let started = Instant::now();
+    let deadline = started + slice;
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
         let op = op.clone();
@@ -111,49 +165,60 @@ where
             let mut n = 0u64;
             let mut i = c * 7919;
             while Instant::now() < deadline {
-                if !op(i).await {
-                    return Err(());
-                }
+                op(i).await?;
                 n += 1;
                 i = i.wrapping_add(1);
             }
-            Ok(n)
+            Ok::<u64, String>(n)
         });
     }
-    let started = Instant::now();
     let mut total = 0;
     while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Ok(n)) => total += n,
-            _ => return f64::NAN,
-        }
+        total += r.map_err(|e| format!("benchmark task: {e}"))??;
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    Ok((total, started.elapsed().as_secs_f64()))
 }
 
-async fn on_redis(url: &str) {
-    let prefix = format!("aegis-bench:{}:", now_micros());
-    let limiter =
-        Arc::new(RedisLimiter::new(url, &prefix, Duration::from_secs(2)).expect("redis url"));
-    if let Err(e) = limiter.ping().await {
-        println!("== Redis: skipped ({}: {})", url, e.0);
-        return;
+/// The URL without its credentials, for printing.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_string(),
     }
-    let client = redis::Client::open(url).expect("redis url");
-    let ping_conn = client
+}
+
+async fn on_redis(url: &str) -> Result<(), String> {
+    // Unique per run; the limiter's keys expire at their TAT (milliseconds here), so
+    // nothing is left behind and nothing else is touched.
+    let prefix = format!("aegis-bench:{}:", now_micros());
+    let limiter = Arc::new(
+        RedisLimiter::new(url, &prefix, Duration::from_secs(2))
+            .map_err(|e| format!("AEGIS_BENCH_REDIS_URL: {e}"))?,
+    );
+    if let Err(e) = limiter.ping().await {
+        println!("== Redis: skipped ({}: {})", redacted(url), e.0);
+        return Ok(());
+    }
+    let ping_conn = redis::Client::open(url)
+        .map_err(|e| format!("AEGIS_BENCH_REDIS_URL: {e}"))?
         .get_connection_manager()
         .await
-        .expect("redis connection");
-    println!("== Redis limiter ({url}): decisions/s vs PING round trips/s ({RUN:?} per figure)");
+        .map_err(|e| format!("redis connection for PING: {e}"))?;
+    println!(
+        "== Redis limiter ({}): decisions/s vs PING round trips/s ({RUN:?} per figure, interleaved)",
+        redacted(url)
+    );
+    println!(
+        "   one multiplexed connection each; keys under {prefix}* (they expire by themselves)"
+    );
     println!(
         "{:>8} {:>16} {:>16} {:>8}",
         "clients", "decisions", "PING", "ratio"
     );
+    let slice = RUN / ROUNDS;
     for clients in [1, 16, 64] {
-        let k = keys();
-        let l = limiter.clone();
-        let q = quota();
-        let rate = concurrent(clients, move |i| {
+        let (k, l, q) = (keys(), limiter.clone(), quota());
+        let decide = Arc::new(move |i: usize| {
             let (l, check) = (
                 l.clone(),
                 Check {
@@ -161,26 +226,43 @@ async fn on_redis(url: &str) {
                     quota: q,
                 },
             );
-            async move { l.check(std::slice::from_ref(&check)).await.is_ok() }
-        })
-        .await;
+            async move {
+                let decisions = l
+                    .check(std::slice::from_ref(&check))
+                    .await
+                    .map_err(|e| e.0)?;
+                match decisions.first() {
+                    Some(d) if d.allowed => Ok(()),
+                    _ => Err(format!("refused or empty decision: {decisions:?}")),
+                }
+            }
+        });
         let conn = ping_conn.clone();
-        let base = concurrent(clients, move |_| {
+        let ping = Arc::new(move |_: usize| {
             let mut conn = conn.clone();
             async move {
                 redis::cmd("PING")
                     .query_async::<String>(&mut conn)
                     .await
-                    .is_ok()
+                    .map(drop)
+                    .map_err(|e| format!("PING: {e}"))
             }
-        })
-        .await;
+        });
+        let (mut rate, mut base) = (Tally::default(), Tally::default());
+        for _ in 0..ROUNDS {
+            let context = |e| format!("Redis benchmark with {clients} clients: {e}");
+            let (n, s) = concurrent(clients, slice, &decide).await.map_err(context)?;
+            rate.add(n, s);
+            let (n, s) = concurrent(clients, slice, &ping).await.map_err(context)?;
+            base.add(n, s);
+        }
+        let (rate, base) = (rate.rate(), base.rate());
         println!(
             "{clients:>8} {rate:>16.0} {base:>16.0} {:>8.2}",
             rate / base
         );
     }
-    // The benchmark's keys expire by themselves (PX = their TAT); nothing to clean.
+    Ok(())
 }
 
 fn main() {
@@ -190,6 +272,9 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
-    runtime.block_on(on_redis(&url));
+        .expect("cannot start the tokio runtime");
+    if let Err(e) = runtime.block_on(on_redis(&url)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }

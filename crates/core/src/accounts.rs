@@ -60,6 +60,14 @@ impl LockoutPolicy {
     }
 }
 
+/// The result of the password step.
+pub enum LoginOutcome {
+    /// Signed in.
+    Session(User, NewSession),
+    /// The password was right and the user has MFA: a second step is needed.
+    MfaRequired(User, crate::mfa::PendingMfa),
+}
+
 /// A user row to import with an existing hash (e.g. bcrypt from a legacy system).
 #[derive(Clone, Debug)]
 pub struct ImportedUser {
@@ -279,7 +287,7 @@ impl AccountService {
         email: &str,
         password: &SecretString,
         meta: &RequestMeta,
-    ) -> Result<(User, NewSession)> {
+    ) -> Result<LoginOutcome> {
         let found = match normalize_email(email) {
             Ok(email) => {
                 let mut tx = self.store.read(tenant).await?;
@@ -309,7 +317,8 @@ impl AccountService {
             .verify(password, &user.password_hash, user.password_algorithm)
             .await?;
         if verified == Verified::No {
-            self.record_failure(tenant, user.id, meta).await?;
+            self.record_failure(tenant, user.id, "bad_password", meta)
+                .await?;
             return Err(CoreError::InvalidCredentials);
         }
         let rehash = if verified == Verified::YesNeedsRehash {
@@ -323,12 +332,32 @@ impl AccountService {
         } else {
             None
         };
-        let new = new_session(&self.sessions, &user, meta)?;
         let mut tx = self.store.write(tenant).await?;
         if let Some(hash) = &rehash {
             tx.update_password(user.id, hash, HashAlgorithm::Argon2id, now)
                 .await?;
         }
+        if tx
+            .totp_get(user.id)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some())
+        {
+            // The password was right; the session waits for the second factor.
+            let pending = crate::mfa::start_challenge(&mut tx, user.id).await?;
+            let ev = audit::event(
+                tenant,
+                meta,
+                Some(user.id),
+                Action::LoginMfaRequired,
+                user_resource(user.id),
+                true,
+                json!({"expires_at": pending.expires_at}),
+            );
+            tx.append_audit(&ev).await?;
+            tx.commit().await?;
+            return Ok(LoginOutcome::MfaRequired(user, pending));
+        }
+        let new = new_session(&self.sessions, &user, meta)?;
         tx.record_login_success(user.id, now, meta.ip.as_deref())
             .await?;
         tx.insert_session(&new.session).await?;
@@ -352,11 +381,49 @@ impl AccountService {
         tx.commit().await?;
         let mut tx = self.store.read(tenant).await?;
         let user = tx.user_by_id(user.id).await?.unwrap_or(user);
-        Ok((user, new))
+        Ok(LoginOutcome::Session(user, new))
     }
 
-    /// Counts a failed password, locking the account when the threshold is reached.
-    async fn record_failure(&self, tenant: TenantId, id: UserId, meta: &RequestMeta) -> Result<()> {
+    /// The session policy (the second MFA step creates sessions the same way).
+    pub(crate) fn session_policy(&self) -> &SessionPolicy {
+        &self.sessions
+    }
+
+    /// Counts a failed second factor like a failed password.
+    pub(crate) async fn note_failure(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        reason: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.record_failure(tenant, id, reason, meta).await
+    }
+
+    /// Verifies the caller's password (re-authentication for sensitive changes).
+    pub async fn verify_password_of(
+        &self,
+        who: &Identity,
+        password: &SecretString,
+    ) -> Result<Verified> {
+        let user = {
+            let mut tx = self.store.read(who.tenant_id).await?;
+            tx.user_by_id(who.user_id).await?
+        }
+        .ok_or(CoreError::Unauthenticated)?;
+        self.hasher
+            .verify(password, &user.password_hash, user.password_algorithm)
+            .await
+    }
+
+    /// Counts a failed login, locking the account when the threshold is reached.
+    async fn record_failure(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        reason: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         let now = now_millis();
         let mut tx = self.store.write(tenant).await?;
         // Re-read inside the write transaction so concurrent failures all count.
@@ -375,10 +442,10 @@ impl AccountService {
             Action::LoginFailure,
             user_resource(id),
             false,
-            json!({"reason": "bad_password", "failed_attempts": failures}),
+            json!({"reason": reason, "failed_attempts": failures}),
         );
         tx.append_audit(&ev).await?;
-        metrics::counter!("aegis_login_failures_total", "reason" => "bad_password").increment(1);
+        metrics::counter!("aegis_login_failures_total", "reason" => reason).increment(1);
         if let Some(duration) = lock {
             let ev = audit::event(
                 tenant,

@@ -23,6 +23,12 @@ pub enum Action {
     UserCreate,
     UserImport,
     RateLimited,
+    LoginMfaRequired,
+    MfaEnroll,
+    MfaEnable,
+    MfaDisable,
+    MfaBackupCodesRegenerate,
+    MfaBackupCodeUsed,
 }
 
 impl Action {
@@ -42,6 +48,12 @@ impl Action {
             Action::UserCreate => "user.create",
             Action::UserImport => "user.import",
             Action::RateLimited => "rate_limit.exceeded",
+            Action::LoginMfaRequired => "login.mfa_required",
+            Action::MfaEnroll => "mfa.enroll",
+            Action::MfaEnable => "mfa.enable",
+            Action::MfaDisable => "mfa.disable",
+            Action::MfaBackupCodesRegenerate => "mfa.backup_codes.regenerate",
+            Action::MfaBackupCodeUsed => "mfa.backup_code.used",
         }
     }
 
@@ -50,7 +62,8 @@ impl Action {
         match self {
             Action::LoginFailure | Action::RateLimited => 40,
             Action::UserLocked => 70,
-            Action::PasswordChange | Action::TenantDisable => 50,
+            Action::PasswordChange | Action::TenantDisable | Action::MfaDisable => 50,
+            Action::MfaBackupCodeUsed | Action::MfaBackupCodesRegenerate => 30,
             _ => 10,
         }
     }

@@ -12,6 +12,10 @@ pub enum CoreError {
     /// Deliberately carries no detail so that all three cases look the same.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// The second factor (TOTP or backup code) was wrong, already used, or its login
+    /// challenge expired.
+    #[error("invalid or already used code, or the login step expired")]
+    InvalidSecondFactor,
     /// No (valid) session.
     #[error("authentication required")]
     Unauthenticated,

@@ -10,6 +10,7 @@ pub mod email;
 pub mod error;
 pub mod fieldcrypt;
 pub mod ids;
+pub mod mfa;
 pub mod model;
 pub mod password;
 pub mod ratelimit;

@@ -196,3 +196,30 @@ pub struct AuditQuery {
     pub before: Option<AuditId>,
     pub limit: i64,
 }
+
+/// A user's TOTP enrollment. The secret is stored only encrypted (see `fieldcrypt`).
+#[derive(Clone, Debug)]
+pub struct TotpRecord {
+    pub secret_enc: String,
+    /// `None` while enrollment awaits its first valid code.
+    pub confirmed_at: Option<Millis>,
+    /// The last time step accepted: that step and earlier ones are never accepted again.
+    pub last_used_step: Option<i64>,
+}
+
+/// One stored backup code (its hash only).
+#[derive(Clone, Debug)]
+pub struct BackupCodeRecord {
+    pub id: uuid::Uuid,
+    pub code_hash: Vec<u8>,
+    pub used_at: Option<Millis>,
+}
+
+/// A pending second login step: password verified, MFA code awaited. Not a session.
+#[derive(Clone, Debug)]
+pub struct MfaChallenge {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub expires_at: Millis,
+    pub attempts: i32,
+}

@@ -199,13 +199,16 @@ impl SessionService {
         Ok(n)
     }
 
-    /// Deletes expired and idle sessions of one tenant.
+    /// Deletes expired and idle sessions (and expired MFA login challenges) of one
+    /// tenant.
     pub async fn purge(&self, tenant: TenantId) -> Result<u64> {
         let now = now_millis();
         let mut tx = self.store.write(tenant).await?;
         let n = tx
             .purge_sessions(now, now - self.policy.idle_timeout_ms)
             .await?;
+        // Expired second-step login challenges go with them.
+        let n = n + tx.mfa_challenge_purge(now).await?;
         tx.commit().await?;
         Ok(n)
     }

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::clock::Millis;
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::model::{AuditEvent, AuditQuery, HashAlgorithm, Session, Tenant, User};
+use crate::model::{
+    AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, Session, Tenant,
+    TotpRecord, User,
+};
 
 /// The entry point of a storage backend.
 #[async_trait]
@@ -80,4 +83,41 @@ pub trait TenantTx: Send {
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
     async fn query_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+
+    async fn totp_get(&mut self, user: UserId) -> Result<Option<TotpRecord>>;
+    /// Stores a pending (unconfirmed) enrollment, replacing a pending one; a confirmed
+    /// enrollment is left untouched.
+    async fn totp_put(&mut self, user: UserId, secret_enc: &str, now: Millis) -> Result<()>;
+    /// Confirms a pending enrollment with the step of its first code; false if none.
+    async fn totp_confirm(&mut self, user: UserId, step: i64, now: Millis) -> Result<bool>;
+    /// Records `step` as used if it is later than the last used one; false means the
+    /// step was already used (a replay) or there is no confirmed enrollment.
+    async fn totp_use_step(&mut self, user: UserId, step: i64) -> Result<bool>;
+    async fn totp_delete(&mut self, user: UserId) -> Result<bool>;
+    /// Every enrollment of the tenant: (user, encrypted secret), for key rotation.
+    async fn totp_list(&mut self) -> Result<Vec<(UserId, String)>>;
+    /// Replaces `old` by `new` (re-encryption); false if the row changed meanwhile.
+    async fn totp_rewrite(&mut self, user: UserId, old: &str, new: &str) -> Result<bool>;
+
+    /// Replaces the user's backup codes with these hashes.
+    async fn backup_codes_replace(
+        &mut self,
+        user: UserId,
+        hashes: &[[u8; 32]],
+        now: Millis,
+    ) -> Result<()>;
+    async fn backup_codes_list(&mut self, user: UserId) -> Result<Vec<BackupCodeRecord>>;
+    async fn backup_codes_delete(&mut self, user: UserId) -> Result<()>;
+    /// Marks a code used; false if it was already used.
+    async fn backup_code_use(&mut self, id: uuid::Uuid, now: Millis) -> Result<bool>;
+
+    async fn mfa_challenge_insert(
+        &mut self,
+        challenge: &MfaChallenge,
+        token_hash: &[u8],
+    ) -> Result<()>;
+    async fn mfa_challenge_by_token_hash(&mut self, hash: &[u8]) -> Result<Option<MfaChallenge>>;
+    async fn mfa_challenge_delete(&mut self, id: uuid::Uuid) -> Result<()>;
+    async fn mfa_challenge_bump(&mut self, id: uuid::Uuid) -> Result<()>;
+    async fn mfa_challenge_purge(&mut self, now: Millis) -> Result<u64>;
 }

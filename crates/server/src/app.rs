@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_core::accounts::{AccountService, LockoutPolicy};
+use aegis_core::fieldcrypt::KeyRing;
+use aegis_core::mfa::MfaService;
 use aegis_core::password::{PasswordHasher, PasswordPolicy};
 use aegis_core::sessions::{SessionPolicy, SessionService};
 use aegis_core::store::Store;
@@ -69,6 +71,32 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The field-encryption key ring: the configured keys, or in development without any,
+/// one derived from `secret_key` (so enrollments survive restarts), or a random one.
+fn key_ring(cfg: &Config, secret_key: &[u8]) -> anyhow::Result<KeyRing> {
+    let pairs = cfg.encryption.pairs().map_err(anyhow::Error::msg)?;
+    if pairs.is_empty() {
+        let derived =
+            aegis_core::crypto::hmac_sha256(secret_key, b"aegis field encryption (development)");
+        if cfg.secret_key.is_none() {
+            tracing::warn!(
+                "no encryption.keys and no secret_key: TOTP enrollments will not survive a restart; run `aegis secrets generate`"
+            );
+        }
+        let encoded = aegis_core::crypto::b64url(&derived);
+        return Ok(KeyRing::new([("dev", encoded.as_str())], "dev")?);
+    }
+    let active = cfg
+        .encryption
+        .active_key
+        .clone()
+        .unwrap_or_else(|| pairs[0].0.clone());
+    Ok(KeyRing::new(
+        pairs.iter().map(|(id, k)| (id.as_str(), k.0.as_str())),
+        &active,
+    )?)
+}
+
 /// Builds the application state.
 pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let store = open_store(&cfg).await?;
@@ -103,6 +131,14 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         },
         policy.clone(),
     );
+    let keys = Arc::new(key_ring(&cfg, &secret_key)?);
+    let mfa = MfaService::new(
+        store.clone(),
+        keys.clone(),
+        secret_key.clone(),
+        cfg.mfa.issuer.clone(),
+        accounts.clone(),
+    );
     let tenants = TenantService::new(store.clone());
     let default_tenant = tenants.ensure_default().await?;
     let trusted_proxies = cfg
@@ -130,6 +166,8 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         sessions: SessionService::new(store.clone(), policy),
         store,
         accounts,
+        mfa,
+        keys,
         tenants,
         default_tenant,
         secret_key,

@@ -72,6 +72,18 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage field-encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Re-encrypt every stored secret (TOTP secrets) with the active key of
+    /// encryption.keys; older keys must stay configured until this has run.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,11 +218,17 @@ pub fn run(cli: Cli) -> ExitCode {
         command: SecretsCommand::Generate,
     } = &cli.command
     {
-        return match aegis_core::crypto::random_bytes::<48>() {
-            Ok(bytes) => {
-                let key = aegis_core::crypto::b64url(&bytes);
+        let generated = aegis_core::crypto::random_bytes::<48>()
+            .and_then(|s| Ok((s, aegis_core::crypto::random_bytes::<32>()?)));
+        return match generated {
+            Ok((secret, field_key)) => {
+                let key = aegis_core::crypto::b64url(&secret);
+                // Key ids name keys in stored ciphertexts; a rotation adds a new id.
+                let id = format!("k{}", aegis_core::clock::now_millis() / 1000);
+                let field_key = format!("{id}:{}", aegis_core::crypto::b64url(&field_key));
                 println!(
-                    "# Environment:\nAEGIS_SECRET_KEY={key}\n\n# or in aegis.toml:\nsecret_key = \"{key}\""
+                    "# Environment:\nAEGIS_SECRET_KEY={key}\nAEGIS_ENCRYPTION_KEYS={field_key}\n\n\
+                     # or in aegis.toml:\nsecret_key = \"{key}\"\n\n[encryption]\nkeys = [\"{field_key}\"]"
                 );
                 ExitCode::SUCCESS
             }
@@ -278,8 +296,29 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Tenant { command } => tenant(command, cfg).await,
         Command::User { command } => user(command, cfg).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys(cfg).await,
         Command::Secrets { .. } | Command::Config { .. } => Ok(()),
     }
+}
+
+/// Re-encrypts every tenant's stored secrets with the active key.
+async fn rotate_keys(cfg: Config) -> anyhow::Result<()> {
+    let state = crate::app::build_state(cfg).await?;
+    let mut total = 0;
+    for t in state.tenants.list().await? {
+        let n = aegis_core::mfa::rotate_keys(state.store.as_ref(), &state.keys, t.id).await?;
+        if n > 0 {
+            println!("tenant {}: re-encrypted {n} secrets", t.slug);
+        }
+        total += n;
+    }
+    println!(
+        "re-encrypted {total} secrets with key '{}'",
+        state.keys.active_id()
+    );
+    Ok(())
 }
 
 async fn tenant(command: TenantCommand, cfg: Config) -> anyhow::Result<()> {

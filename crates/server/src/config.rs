@@ -144,6 +144,59 @@ impl Default for CorsConfig {
     }
 }
 
+/// Field encryption keys (AES-256-GCM) for secrets stored in the database.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionConfig {
+    /// `id:base64-key` entries (32-byte keys, `aegis secrets generate`).
+    pub keys: Vec<Secret>,
+    /// Read more `id:base64-key` lines from this file.
+    pub keys_file: Option<PathBuf>,
+    /// The key new values are encrypted with (default: the first key).
+    pub active_key: Option<String>,
+}
+
+impl EncryptionConfig {
+    /// `(id, key)` pairs, or a line explaining what is malformed.
+    pub fn pairs(&self) -> Result<Vec<(String, Secret)>, String> {
+        let mut out = Vec::new();
+        let mut lines: Vec<String> = self.keys.iter().map(|k| k.0.clone()).collect();
+        if let Some(path) = &self.keys_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("encryption.keys_file {}: {e}", path.display()))?;
+            lines.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+        for line in lines {
+            let (id, key) = line
+                .split_once(':')
+                .ok_or("encryption.keys: entries look like id:base64-key")?;
+            out.push((id.trim().to_string(), Secret(key.trim().to_string())));
+        }
+        Ok(out)
+    }
+}
+
+/// Multi-factor authentication.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// Issuer shown by authenticator apps.
+    pub issuer: String,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            issuer: "Aegis".into(),
+        }
+    }
+}
+
 /// The Prometheus endpoint `/metrics`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -208,6 +261,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub rate_limit: RateLimitConfig,
     pub metrics: MetricsConfig,
+    pub encryption: EncryptionConfig,
+    pub mfa: MfaConfig,
 }
 
 impl Default for Config {
@@ -233,6 +288,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             rate_limit: RateLimitConfig::default(),
             metrics: MetricsConfig::default(),
+            encryption: EncryptionConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }
@@ -287,6 +344,10 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("rate_limit.redis_prefix", Kind::Str),
     ("rate_limit.redis_timeout_ms", Kind::Int),
     ("rate_limit.prune_interval_secs", Kind::Int),
+    ("encryption.keys", Kind::List),
+    ("encryption.keys_file", Kind::Str),
+    ("encryption.active_key", Kind::Str),
+    ("mfa.issuer", Kind::Str),
     ("metrics.enabled", Kind::Bool),
     ("metrics.allow_from", Kind::List),
 ];
@@ -411,6 +472,24 @@ impl Config {
             p.push("redis_url: must start with redis:// or rediss://".into());
         }
         p.extend(self.rate_limit.problems());
+        match self.encryption.pairs() {
+            Err(e) => p.push(e),
+            Ok(pairs) if !pairs.is_empty() => {
+                let active = self
+                    .encryption
+                    .active_key
+                    .clone()
+                    .unwrap_or_else(|| pairs[0].0.clone());
+                let ring = aegis_core::fieldcrypt::KeyRing::new(
+                    pairs.iter().map(|(id, k)| (id.as_str(), k.0.as_str())),
+                    &active,
+                );
+                if let Err(e) = ring {
+                    p.push(format!("encryption: {e}"));
+                }
+            }
+            Ok(_) => {}
+        }
         for o in &self.cors.allowed_origins {
             if o != "*" && !is_origin(o) {
                 p.push(format!(
@@ -482,6 +561,12 @@ impl Config {
         if self.trusted_proxies.is_empty() {
             p.push(
                 "listen: Aegis serves plain HTTP, so in production it must sit behind a TLS-terminating proxy listed in trusted_proxies"
+                    .into(),
+            );
+        }
+        if self.encryption.keys.is_empty() && self.encryption.keys_file.is_none() {
+            p.push(
+                "encryption.keys: missing; set AEGIS_ENCRYPTION_KEYS=id:key (generate one with `aegis secrets generate`)"
                     .into(),
             );
         }

@@ -16,7 +16,8 @@ macro_rules! impl_backend {
         use aegis_core::clock::Millis;
         use aegis_core::ids::{AuditId, SessionId, TenantId, UserId};
         use aegis_core::model::{
-            AuditEvent, AuditQuery, HashAlgorithm, Role, Session, Tenant, User,
+            AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, Role, Session,
+            Tenant, TotpRecord, User,
         };
         use aegis_core::store::TenantTx;
         use aegis_core::{CoreError, Result};
@@ -429,6 +430,229 @@ macro_rules! impl_backend {
                     .iter()
                     .map(audit_from_row)
                     .collect()
+            }
+
+            async fn totp_get(&mut self, user: UserId) -> Result<Option<TotpRecord>> {
+                let row = sqlx::query(sql!($dir, "totp_get"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                row.map(|r| {
+                    Ok(TotpRecord {
+                        secret_enc: r.try_get("secret_enc").map_err(db_err)?,
+                        confirmed_at: r.try_get("confirmed_at").map_err(db_err)?,
+                        last_used_step: r.try_get("last_used_step").map_err(db_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn totp_put(
+                &mut self,
+                user: UserId,
+                secret_enc: &str,
+                now: Millis,
+            ) -> Result<()> {
+                sqlx::query(sql!($dir, "totp_put"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(secret_enc.to_string())
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn totp_confirm(&mut self, user: UserId, step: i64, now: Millis) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "totp_confirm"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(now)
+                    .bind(step)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn totp_use_step(&mut self, user: UserId, step: i64) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "totp_use_step"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(step)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn totp_delete(&mut self, user: UserId) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "totp_delete"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn totp_list(&mut self) -> Result<Vec<(UserId, String)>> {
+                sqlx::query(sql!($dir, "totp_list"))
+                    .bind(self.tenant.0)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            UserId(r.try_get("user_id").map_err(db_err)?),
+                            r.try_get("secret_enc").map_err(db_err)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn totp_rewrite(&mut self, user: UserId, old: &str, new: &str) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "totp_rewrite"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(new.to_string())
+                    .bind(old.to_string())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn backup_codes_replace(
+                &mut self,
+                user: UserId,
+                hashes: &[[u8; 32]],
+                now: Millis,
+            ) -> Result<()> {
+                self.backup_codes_delete(user).await?;
+                for h in hashes {
+                    sqlx::query(sql!($dir, "backup_code_insert"))
+                        .bind(self.tenant.0)
+                        .bind(uuid::Uuid::now_v7())
+                        .bind(user.0)
+                        .bind(h.to_vec())
+                        .bind(now)
+                        .execute(&mut *self.tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn backup_codes_list(&mut self, user: UserId) -> Result<Vec<BackupCodeRecord>> {
+                sqlx::query(sql!($dir, "backup_codes_list"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(|r| {
+                        Ok(BackupCodeRecord {
+                            id: r.try_get("id").map_err(db_err)?,
+                            code_hash: r.try_get("code_hash").map_err(db_err)?,
+                            used_at: r.try_get("used_at").map_err(db_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn backup_codes_delete(&mut self, user: UserId) -> Result<()> {
+                sqlx::query(sql!($dir, "backup_codes_delete"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn backup_code_use(&mut self, id: uuid::Uuid, now: Millis) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "backup_code_use"))
+                    .bind(self.tenant.0)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn mfa_challenge_insert(
+                &mut self,
+                c: &MfaChallenge,
+                token_hash: &[u8],
+            ) -> Result<()> {
+                sqlx::query(sql!($dir, "mfa_challenge_insert"))
+                    .bind(self.tenant.0)
+                    .bind(c.id)
+                    .bind(c.user_id.0)
+                    .bind(token_hash.to_vec())
+                    .bind(c.expires_at)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn mfa_challenge_by_token_hash(
+                &mut self,
+                hash: &[u8],
+            ) -> Result<Option<MfaChallenge>> {
+                let row = sqlx::query(sql!($dir, "mfa_challenge_by_token_hash"))
+                    .bind(self.tenant.0)
+                    .bind(hash.to_vec())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                row.map(|r| {
+                    Ok(MfaChallenge {
+                        id: r.try_get("id").map_err(db_err)?,
+                        user_id: UserId(r.try_get("user_id").map_err(db_err)?),
+                        expires_at: r.try_get("expires_at").map_err(db_err)?,
+                        attempts: r.try_get("attempts").map_err(db_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn mfa_challenge_delete(&mut self, id: uuid::Uuid) -> Result<()> {
+                sqlx::query(sql!($dir, "mfa_challenge_delete"))
+                    .bind(self.tenant.0)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn mfa_challenge_bump(&mut self, id: uuid::Uuid) -> Result<()> {
+                sqlx::query(sql!($dir, "mfa_challenge_bump"))
+                    .bind(self.tenant.0)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn mfa_challenge_purge(&mut self, now: Millis) -> Result<u64> {
+                let r = sqlx::query(sql!($dir, "mfa_challenge_purge"))
+                    .bind(self.tenant.0)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected())
             }
         }
     };

@@ -4,18 +4,28 @@
 pub type Migration = (i64, &'static str, &'static str);
 
 /// SQLite migrations, same numbering as PostgreSQL.
-pub const MIGRATIONS_SQLITE: &[Migration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub const MIGRATIONS_SQLITE: &[Migration] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (2, "mfa", include_str!("../migrations/sqlite/0002_mfa.sql")),
+];
 
 /// PostgreSQL migrations, same numbering as SQLite.
-pub const MIGRATIONS_POSTGRES: &[Migration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS_POSTGRES: &[Migration] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "mfa",
+        include_str!("../migrations/postgres/0002_mfa.sql"),
+    ),
+];
 
 /// Bookkeeping table, identical on both backends.
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS aegis_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

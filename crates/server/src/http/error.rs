@@ -82,6 +82,9 @@ impl From<CoreError> for ApiError {
                 ApiError::Unauthorized("invalid email or password".into())
             }
             CoreError::Unauthenticated => ApiError::Unauthorized("authentication required".into()),
+            CoreError::InvalidSecondFactor => ApiError::Unauthorized(
+                "invalid or already used code, or the login step expired: sign in again if it keeps failing".into(),
+            ),
             CoreError::Forbidden(m) => ApiError::Forbidden(m),
             CoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             CoreError::Conflict(m) => ApiError::Conflict(m),

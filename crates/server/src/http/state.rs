@@ -5,6 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use aegis_core::accounts::AccountService;
+use aegis_core::fieldcrypt::KeyRing;
+use aegis_core::mfa::MfaService;
 use aegis_core::model::Tenant;
 use aegis_core::sessions::SessionService;
 use aegis_core::store::Store;
@@ -26,6 +28,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub accounts: AccountService,
+    pub mfa: MfaService,
+    /// Field encryption keys (TOTP secrets).
+    pub keys: Arc<KeyRing>,
     pub sessions: SessionService,
     pub tenants: TenantService,
     pub default_tenant: Tenant,

@@ -142,6 +142,14 @@ pub fn builtin_rules() -> BTreeMap<String, RuleConfig> {
             rule(LOGIN, KeyKind::Account, 5, 900),
         ),
         (
+            "mfa-login-ip".into(),
+            rule(&["POST /api/v1/login/mfa"], KeyKind::Ip, 10, 60),
+        ),
+        (
+            "mfa-manage-session".into(),
+            rule(&["POST /api/v1/mfa/*"], KeyKind::Session, 10, 60),
+        ),
+        (
             "register-ip".into(),
             rule(&["POST /api/v1/register"], KeyKind::Ip, 3, 60),
         ),

@@ -199,6 +199,30 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement as the owner (test set-up and tampering).
+    pub async fn execute(&self, sql: &str) {
+        match self.kind {
+            Db::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.owner_url)
+                    .await
+                    .expect("db");
+                sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                    .execute(&pool)
+                    .await
+                    .expect(sql);
+                pool.close().await;
+            }
+            Db::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.owner_url).await.expect("db");
+                sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                    .execute(&pool)
+                    .await
+                    .expect(sql);
+                pool.close().await;
+            }
+        }
+    }
+
     /// Environment for an `aegis` process using this database.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

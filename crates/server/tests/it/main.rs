@@ -9,6 +9,7 @@ mod audit;
 mod cli;
 mod csrf;
 mod input;
+mod mfa;
 mod production;
 mod ratelimit;
 mod sessions;

@@ -8,6 +8,10 @@ fn secure_env(dir: &std::path::Path) -> Vec<(String, String)> {
         ("AEGIS_SECRET_KEY".into(), SECRET.into()),
         ("AEGIS_TRUSTED_PROXIES".into(), "127.0.0.1/32".into()),
         (
+            "AEGIS_ENCRYPTION_KEYS".into(),
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8".into(),
+        ),
+        (
             "AEGIS_DATABASE_URL".into(),
             format!("sqlite://{}", dir.join("prod.db").display()),
         ),
@@ -163,5 +167,13 @@ fn refuses_plaintext_redis() {
     assert_refused(
         &[("AEGIS_REDIS_URL", Some("redis://cache.internal:6379"))],
         "redis_url: Redis connections must use TLS in production (rediss://)",
+    );
+}
+
+#[test]
+fn refuses_missing_encryption_keys() {
+    assert_refused(
+        &[("AEGIS_ENCRYPTION_KEYS", None)],
+        "encryption.keys: missing",
     );
 }

@@ -8,7 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use aegis_core::model::{Role, UserView};
+use aegis_core::accounts::LoginOutcome;
+use aegis_core::model::{Role, User, UserView};
 use aegis_core::sessions::NewSession;
 
 use crate::http::error::{ApiError, ApiResult};
@@ -29,7 +30,7 @@ pub struct Credentials {
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-enum Delivery {
+pub enum Delivery {
     Cookie,
     Token,
 }
@@ -95,16 +96,39 @@ pub async fn login(
     Meta(meta): Meta,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    let (user, new) = state
+    let outcome = state
         .accounts
         .login(tenant.id, &body.email, &body.password, &meta)
         .await?;
+    let (user, new) = match outcome {
+        LoginOutcome::Session(user, new) => (user, new),
+        LoginOutcome::MfaRequired(_, pending) => {
+            // Not a session: a single-purpose token for POST /api/v1/login/mfa.
+            return Ok(Json(json!({
+                "mfa_required": true,
+                "mfa_token": pending.token.expose_secret(),
+                "expires_at": pending.expires_at,
+                "methods": ["totp", "backup_code"],
+            }))
+            .into_response());
+        }
+    };
+    signed_in(&state, &user, &new, body.session_delivery)
+}
+
+/// The answer to a completed login: the session (cookie or token) and the CSRF token.
+pub fn signed_in(
+    state: &AppState,
+    user: &User,
+    new: &NewSession,
+    delivery: Option<Delivery>,
+) -> ApiResult<Response> {
     let csrf = csrf_token(&state.secret_key, new.session.id);
     session_response(
-        &state,
-        &new,
-        body.session_delivery.unwrap_or(Delivery::Cookie),
-        json!({"user": UserView::from(&user), "csrf_token": csrf}),
+        state,
+        new,
+        delivery.unwrap_or(Delivery::Cookie),
+        json!({"user": UserView::from(user), "csrf_token": csrf}),
     )
 }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod mfa;
 pub mod sessions;
 
 use axum::Router;
@@ -21,6 +22,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/register", post(auth::register))
         .route("/api/v1/login", post(auth::login))
         .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/login/mfa", post(mfa::complete_login))
+        .route("/api/v1/mfa", get(mfa::status))
+        .route("/api/v1/mfa/totp/enroll", post(mfa::enroll))
+        .route("/api/v1/mfa/totp/confirm", post(mfa::confirm))
+        .route("/api/v1/mfa/totp/disable", post(mfa::disable))
+        .route(
+            "/api/v1/mfa/backup-codes",
+            post(mfa::regenerate_backup_codes),
+        )
         .route("/api/v1/session", get(auth::session))
         .route("/api/v1/csrf", get(auth::csrf))
         .route("/api/v1/password", post(auth::change_password))

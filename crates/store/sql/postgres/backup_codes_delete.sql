@@ -1,0 +1,1 @@
+DELETE FROM mfa_backup_codes WHERE tenant_id = $1 AND user_id = $2
