@@ -29,6 +29,7 @@ pub enum Action {
     MfaDisable,
     MfaBackupCodesRegenerate,
     MfaBackupCodeUsed,
+    TenantMfaPolicy,
 }
 
 impl Action {
@@ -54,6 +55,7 @@ impl Action {
             Action::MfaDisable => "mfa.disable",
             Action::MfaBackupCodesRegenerate => "mfa.backup_codes.regenerate",
             Action::MfaBackupCodeUsed => "mfa.backup_code.used",
+            Action::TenantMfaPolicy => "tenant.mfa_policy",
         }
     }
 

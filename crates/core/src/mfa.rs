@@ -106,6 +106,15 @@ impl MfaService {
         self.keys.decrypt(stored, &place(&t, &u))
     }
 
+    /// Whether the user has a confirmed TOTP enrollment.
+    pub async fn is_enabled(&self, tenant: TenantId, user: UserId) -> Result<bool> {
+        let mut tx = self.store.read(tenant).await?;
+        Ok(tx
+            .totp_get(user)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some()))
+    }
+
     /// What the caller has enrolled.
     pub async fn status(&self, who: &Identity) -> Result<MfaStatus> {
         let mut tx = self.store.read(who.tenant_id).await?;

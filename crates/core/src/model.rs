@@ -16,6 +16,46 @@ pub struct Tenant {
     pub host: Option<String>,
     pub disabled: bool,
     pub created_at: Millis,
+    pub mfa_policy: MfaPolicy,
+}
+
+/// Who in a tenant must use MFA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    #[default]
+    Optional,
+    /// Users with the `admin` role.
+    Admins,
+    Everyone,
+}
+
+impl MfaPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::Optional => "optional",
+            MfaPolicy::Admins => "admins",
+            MfaPolicy::Everyone => "everyone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MfaPolicy> {
+        match s {
+            "optional" => Some(MfaPolicy::Optional),
+            "admins" => Some(MfaPolicy::Admins),
+            "everyone" => Some(MfaPolicy::Everyone),
+            _ => None,
+        }
+    }
+
+    /// Whether a user with these roles must have MFA.
+    pub fn requires(self, is_admin: bool) -> bool {
+        match self {
+            MfaPolicy::Optional => false,
+            MfaPolicy::Admins => is_admin,
+            MfaPolicy::Everyone => true,
+        }
+    }
 }
 
 /// A user's role within its tenant.

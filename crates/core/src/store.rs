@@ -8,8 +8,8 @@ use crate::Result;
 use crate::clock::Millis;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::model::{
-    AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, Session, Tenant,
-    TotpRecord, User,
+    AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, MfaPolicy, Session,
+    Tenant, TotpRecord, User,
 };
 
 /// The entry point of a storage backend.
@@ -43,6 +43,8 @@ pub trait TenantTx: Send {
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
     /// Enables or disables a tenant; false when no such tenant.
     async fn set_tenant_disabled(&mut self, slug: &str, disabled: bool) -> Result<bool>;
+    /// Sets the MFA policy of this transaction's tenant.
+    async fn set_tenant_mfa_policy(&mut self, policy: MfaPolicy) -> Result<()>;
 
     async fn insert_user(&mut self, user: &User) -> Result<()>;
     async fn user_by_email(&mut self, email: &str) -> Result<Option<User>>;

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::audit::{self, Action};
 use crate::clock::now_millis;
 use crate::ids::{TenantId, UserId};
-use crate::model::{RequestMeta, Tenant};
+use crate::model::{MfaPolicy, RequestMeta, Tenant};
 use crate::store::Store;
 use crate::{CoreError, Result};
 
@@ -70,6 +70,7 @@ impl TenantService {
             host: None,
             disabled: false,
             created_at: now_millis(),
+            mfa_policy: MfaPolicy::Optional,
         };
         self.store.bootstrap_tenant(&t).await?;
         // Another instance may have won the race; read back whichever exists.
@@ -102,6 +103,7 @@ impl TenantService {
             host,
             disabled: false,
             created_at: now_millis(),
+            mfa_policy: MfaPolicy::Optional,
         };
         let mut tx = self.store.write(acting_tenant).await?;
         tx.insert_tenant(&tenant).await?;
@@ -117,6 +119,29 @@ impl TenantService {
         tx.append_audit(&ev).await?;
         tx.commit().await?;
         Ok(tenant)
+    }
+
+    /// Sets who in `tenant` must use MFA; audited in that tenant.
+    pub async fn set_mfa_policy(
+        &self,
+        tenant: TenantId,
+        actor: Option<UserId>,
+        policy: MfaPolicy,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let mut tx = self.store.write(tenant).await?;
+        tx.set_tenant_mfa_policy(policy).await?;
+        let ev = audit::event(
+            tenant,
+            meta,
+            actor,
+            Action::TenantMfaPolicy,
+            format!("tenant:{tenant}"),
+            true,
+            json!({"mfa_policy": policy.as_str()}),
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await
     }
 
     /// Disables or re-enables a tenant; audited in `acting_tenant`.

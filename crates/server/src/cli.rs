@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aegis_core::accounts::ImportedUser;
-use aegis_core::model::{RequestMeta, Role};
+use aegis_core::model::{MfaPolicy, RequestMeta, Role};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
@@ -119,6 +119,29 @@ enum TenantCommand {
     Disable { slug: String },
     /// Re-enable a tenant.
     Enable { slug: String },
+    /// Set who in a tenant must use MFA.
+    MfaPolicy {
+        slug: String,
+        #[arg(value_enum)]
+        policy: CliMfaPolicy,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CliMfaPolicy {
+    Optional,
+    Admins,
+    Everyone,
+}
+
+impl From<CliMfaPolicy> for MfaPolicy {
+    fn from(p: CliMfaPolicy) -> MfaPolicy {
+        match p {
+            CliMfaPolicy::Optional => MfaPolicy::Optional,
+            CliMfaPolicy::Admins => MfaPolicy::Admins,
+            CliMfaPolicy::Everyone => MfaPolicy::Everyone,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -353,6 +376,15 @@ async fn tenant(command: TenantCommand, cfg: Config) -> anyhow::Result<()> {
                 .set_disabled(system, None, &slug, true, &meta)
                 .await?;
             println!("disabled tenant {slug}");
+        }
+        TenantCommand::MfaPolicy { slug, policy } => {
+            let tenant = find_tenant(&state, &slug).await?;
+            let policy = MfaPolicy::from(policy);
+            state
+                .tenants
+                .set_mfa_policy(tenant, None, policy, &meta)
+                .await?;
+            println!("tenant {slug}: mfa policy {}", policy.as_str());
         }
         TenantCommand::Enable { slug } => {
             state

@@ -16,8 +16,8 @@ macro_rules! impl_backend {
         use aegis_core::clock::Millis;
         use aegis_core::ids::{AuditId, SessionId, TenantId, UserId};
         use aegis_core::model::{
-            AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, Role, Session,
-            Tenant, TotpRecord, User,
+            AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, MfaPolicy, Role,
+            Session, Tenant, TotpRecord, User,
         };
         use aegis_core::store::TenantTx;
         use aegis_core::{CoreError, Result};
@@ -35,6 +35,11 @@ macro_rules! impl_backend {
                 host: r.try_get("host").map_err(db_err)?,
                 disabled: r.try_get("disabled").map_err(db_err)?,
                 created_at: r.try_get("created_at").map_err(db_err)?,
+                mfa_policy: {
+                    let p: String = r.try_get("mfa_policy").map_err(db_err)?;
+                    MfaPolicy::parse(&p)
+                        .ok_or_else(|| CoreError::Storage(format!("unknown mfa policy {p}")))?
+                },
             })
         }
 
@@ -167,6 +172,16 @@ macro_rules! impl_backend {
                         ),
                         other => other,
                     })?;
+                Ok(())
+            }
+
+            async fn set_tenant_mfa_policy(&mut self, policy: MfaPolicy) -> Result<()> {
+                sqlx::query(sql!($dir, "tenant_set_mfa_policy"))
+                    .bind(self.tenant.0)
+                    .bind(policy.as_str())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
                 Ok(())
             }
 

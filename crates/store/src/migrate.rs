@@ -11,6 +11,11 @@ pub const MIGRATIONS_SQLITE: &[Migration] = &[
         include_str!("../migrations/sqlite/0001_init.sql"),
     ),
     (2, "mfa", include_str!("../migrations/sqlite/0002_mfa.sql")),
+    (
+        3,
+        "mfa_policy",
+        include_str!("../migrations/sqlite/0003_mfa_policy.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, same numbering as SQLite.
@@ -24,6 +29,11 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = &[
         2,
         "mfa",
         include_str!("../migrations/postgres/0002_mfa.sql"),
+    ),
+    (
+        3,
+        "mfa_policy",
+        include_str!("../migrations/postgres/0003_mfa_policy.sql"),
     ),
 ];
 

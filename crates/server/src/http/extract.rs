@@ -215,10 +215,30 @@ impl FromRequestParts<AppState> for Authed {
                 ));
             }
         }
+        if tenant.mfa_policy.requires(identity.is_admin())
+            && !ENROLLMENT_PATHS.contains(&parts.uri.path())
+            && !state.mfa.is_enabled(tenant.id, identity.user_id).await?
+        {
+            return Err(ApiError::Forbidden(
+                "MFA enrollment required by this tenant's policy: enroll with POST /api/v1/mfa/totp/enroll, then confirm"
+                    .into(),
+            ));
+        }
         parts.extensions.insert(CachedIdentity(identity.clone()));
         Ok(Authed(identity))
     }
 }
+
+/// What a user who must enroll in MFA may still reach: enrollment, and knowing who they
+/// are and signing out.
+const ENROLLMENT_PATHS: &[&str] = &[
+    "/api/v1/session",
+    "/api/v1/csrf",
+    "/api/v1/logout",
+    "/api/v1/mfa",
+    "/api/v1/mfa/totp/enroll",
+    "/api/v1/mfa/totp/confirm",
+];
 
 #[derive(Clone)]
 struct CachedIdentity(Identity);

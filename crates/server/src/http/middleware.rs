@@ -93,7 +93,14 @@ async fn resolve(state: &AppState, req: &mut Request) -> Result<Tenant, ApiError
             Some(h) => lookup(state, format!("host:{h}"), true).await?,
             None => None,
         };
-        by_host.unwrap_or_else(|| state.default_tenant.clone())
+        match by_host {
+            Some(t) => t,
+            // The default tenant is read through the cache too, so changes to it (its
+            // MFA policy, say) take effect like those of any other tenant.
+            None => lookup(state, format!("slug:{}", state.default_tenant.slug), false)
+                .await?
+                .unwrap_or_else(|| state.default_tenant.clone()),
+        }
     };
     if tenant.disabled {
         return Err(ApiError::Forbidden("tenant is disabled".into()));

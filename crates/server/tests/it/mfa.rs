@@ -353,3 +353,124 @@ async fn secrets_are_bound_and_rotate(db: Db) {
     assert!(r.session_cookie().is_none());
 }
 both_backends!(secrets_are_bound_and_rotate);
+
+/// Under "require MFA for admins" an admin without MFA reaches only enrollment until
+/// enrolled; "everyone" extends that to members.
+async fn tenant_policy_requires_enrollment(db: Db) {
+    if !pyotp_available("tenant_policy_requires_enrollment") {
+        return;
+    }
+    let s = Server::start(db, &[]).await;
+    let out = s.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--role",
+            "admin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (member, member_csrf) = s.signed_in("max@example.com").await;
+    let r = s.login("", "root@example.com", PASSWORD).await;
+    let admin = r.session_cookie().unwrap();
+    let admin_csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+    let as_admin = |t: &str| [("cookie", cookie(t)), ("x-csrf-token", admin_csrf.clone())];
+
+    let h = as_admin(&admin);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bad = s
+        .req(
+            "PUT",
+            "/api/v1/admin/mfa-policy",
+            Some(&json!({"policy": "sometimes"})),
+            &h,
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    let r = s
+        .req(
+            "PUT",
+            "/api/v1/admin/mfa-policy",
+            Some(&json!({"policy": "admins"})),
+            &h,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The admin is held at enrollment...
+    let users = s.req("GET", "/api/v1/admin/users", None, &h).await;
+    assert_eq!(users.status, 403, "{}", users.text);
+    assert!(
+        users.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("MFA enrollment required")
+    );
+    assert_eq!(s.req("GET", "/api/v1/session", None, &h).await.status, 200);
+    // ...members are not.
+    let m = cookie(&member);
+    assert_eq!(
+        s.req("GET", "/api/v1/sessions", None, &[("cookie", m.as_str())])
+            .await
+            .status,
+        200
+    );
+    // Enrolling opens the admin endpoints.
+    let e = post(
+        &s,
+        "/api/v1/mfa/totp/enroll",
+        json!({}),
+        &admin,
+        &admin_csrf,
+    )
+    .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    let mut app = Authenticator {
+        secret: e.json()["secret"].as_str().unwrap().to_string(),
+        last: 0,
+    };
+    let ok = post(
+        &s,
+        "/api/v1/mfa/totp/confirm",
+        json!({"code": app.next_code().await}),
+        &admin,
+        &admin_csrf,
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(
+        s.req("GET", "/api/v1/admin/users", None, &h).await.status,
+        200
+    );
+
+    // "everyone", set from the CLI (the server sees it once its tenant cache expires).
+    let out = s.cli(&["tenant", "mfa-policy", "default", "everyone"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+    let r = s
+        .req("GET", "/api/v1/sessions", None, &[("cookie", m.as_str())])
+        .await;
+    assert_eq!(r.status, 403, "members must enroll now: {}", r.text);
+    let e = post(
+        &s,
+        "/api/v1/mfa/totp/enroll",
+        json!({}),
+        &member,
+        &member_csrf,
+    )
+    .await;
+    assert_eq!(e.status, 200, "enrollment stays reachable");
+    assert_eq!(count(&s, "tenant.mfa_policy").await, 2);
+}
+both_backends!(tenant_policy_requires_enrollment);

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use aegis_core::model::{Role, UserView};
+use aegis_core::model::{MfaPolicy, Role, UserView};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Admin, ApiJson, ApiQuery, Meta, SystemAdmin};
@@ -148,4 +148,27 @@ pub async fn enable_tenant(
     Path(slug): Path<String>,
 ) -> ApiResult<StatusCode> {
     set_disabled(&state, &who, &slug, false, &meta).await
+}
+
+/// Body of `PUT /api/v1/admin/mfa-policy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPolicyBody {
+    policy: MfaPolicy,
+}
+
+/// `PUT /api/v1/admin/mfa-policy`: who in the caller's tenant must use MFA
+/// (`optional`, `admins`, `everyone`).
+pub async fn set_mfa_policy(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<MfaPolicyBody>,
+) -> ApiResult<Json<Value>> {
+    state
+        .tenants
+        .set_mfa_policy(who.tenant_id, Some(who.user_id), body.policy, &meta)
+        .await?;
+    state.tenant_cache.clear();
+    Ok(Json(json!({"mfa_policy": body.policy.as_str()})))
 }

@@ -8,7 +8,7 @@ pub mod mfa;
 pub mod sessions;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/tenants",
             get(admin::list_tenants).post(admin::create_tenant),
         )
+        .route("/api/v1/admin/mfa-policy", put(admin::set_mfa_policy))
         .route(
             "/api/v1/admin/tenants/{slug}/disable",
             post(admin::disable_tenant),

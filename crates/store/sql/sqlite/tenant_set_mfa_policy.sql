@@ -1,0 +1,1 @@
+UPDATE tenants SET mfa_policy = ?2 WHERE id = ?1
