@@ -5,6 +5,7 @@ pub mod cookie;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod png;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

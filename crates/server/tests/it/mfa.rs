@@ -130,6 +130,13 @@ async fn totp_enrollment_and_two_step_login(db: Db) {
     );
     assert!(uri.contains(&format!("secret={secret}&")));
     assert!(e.json()["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert!(
+        e.json()["qr_png"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,iVBORw0KGgo"),
+        "a PNG data URL"
+    );
     let stored = s.db.strings("SELECT secret_enc FROM mfa_totp").await;
     assert_eq!(stored.len(), 1);
     assert!(stored[0].starts_with("k1."), "key id prefix: {}", stored[0]);

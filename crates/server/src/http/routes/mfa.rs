@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,14 +17,26 @@ use crate::http::extract::{ApiJson, Authed, CurrentTenant, Meta};
 use crate::http::routes::auth::{Delivery, signed_in};
 use crate::http::state::AppState;
 
-/// The QR code of an `otpauth://` URI as an SVG document.
-fn qr_svg(uri: &str) -> ApiResult<String> {
+/// The QR code of an `otpauth://` URI as an SVG document and as a PNG data URL (for
+/// API clients that cannot show SVG).
+fn qr_images(uri: &str) -> ApiResult<(String, String)> {
     let code = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| ApiError::Internal(format!("qr code: {e}")))?;
-    Ok(code
+    let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
-        .build())
+        .build();
+    let dark: Vec<bool> = code
+        .to_colors()
+        .iter()
+        .map(|c| *c == qrcode::Color::Dark)
+        .collect();
+    let png = crate::http::png::modules_png(&dark, code.width(), 6, 4);
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    );
+    Ok((svg, data_url))
 }
 
 /// `GET /api/v1/mfa`
@@ -43,10 +56,12 @@ pub async fn enroll(
 ) -> ApiResult<Json<Value>> {
     let e = state.mfa.enroll(&who, &meta).await?;
     let uri = e.otpauth_uri.expose_secret();
+    let (svg, png) = qr_images(uri)?;
     Ok(Json(json!({
         "secret": e.secret_base32.expose_secret(),
         "otpauth_uri": uri,
-        "qr_svg": qr_svg(uri)?,
+        "qr_svg": svg,
+        "qr_png": png,
         "confirm_with": "POST /api/v1/mfa/totp/confirm {\"code\": \"123456\"}",
     })))
 }
