@@ -175,22 +175,7 @@ both_backends!(audit_log_is_append_only);
 
 async fn audit_query_api(db: Db) {
     let s = Server::start(db, &[]).await;
-    let out = s.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "admin@example.com",
-            "--role",
-            "admin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.create_admin("admin@example.com");
     s.register("", "m@example.com").await;
     for _ in 0..3 {
         assert_eq!(s.login("", "m@example.com", PASSWORD).await.status, 200);

@@ -470,6 +470,20 @@ impl Server {
         .await
     }
 
+    /// Creates an admin of the default tenant through the CLI (the way operators make
+    /// the first one), with [`PASSWORD`].
+    pub fn create_admin(&self, email: &str) {
+        let out = self.cli(
+            &["user", "create", "--email", email, "--role", "admin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Registers and logs in; returns (token, csrf).
     pub async fn signed_in(&self, email: &str) -> (String, String) {
         self.register("", email).await;

@@ -368,22 +368,7 @@ async fn tenant_policy_requires_enrollment(db: Db) {
         return;
     }
     let s = Server::start(db, &[]).await;
-    let out = s.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "root@example.com",
-            "--role",
-            "admin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.create_admin("root@example.com");
     let (member, member_csrf) = s.signed_in("max@example.com").await;
     let r = s.login("", "root@example.com", PASSWORD).await;
     let admin = r.session_cookie().unwrap();

@@ -149,22 +149,7 @@ async fn row_level_security_hides_other_tenants(s: &Server) {
 
 async fn admin_api_manages_tenants(db: Db) {
     let s = Server::start(db, &[]).await;
-    let out = s.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "root@example.com",
-            "--role",
-            "admin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.create_admin("root@example.com");
     let r = s.login("", "root@example.com", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let token = r.session_cookie().unwrap();
