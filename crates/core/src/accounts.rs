@@ -384,6 +384,16 @@ impl AccountService {
         Ok(LoginOutcome::Session(user, new))
     }
 
+    /// Checks a new password against the policy (length, strength, not the address).
+    pub(crate) fn check_new_password(&self, email: &str, password: &SecretString) -> Result<()> {
+        self.check_password(email, password)
+    }
+
+    /// Hashes a new password with the current parameters.
+    pub(crate) async fn hash_password(&self, password: &SecretString) -> Result<String> {
+        self.hasher.hash(password).await
+    }
+
     /// The session policy (the second MFA step creates sessions the same way).
     pub(crate) fn session_policy(&self) -> &SessionPolicy {
         &self.sessions

@@ -30,6 +30,8 @@ pub enum Action {
     MfaBackupCodesRegenerate,
     MfaBackupCodeUsed,
     TenantMfaPolicy,
+    PasswordResetRequest,
+    PasswordReset,
 }
 
 impl Action {
@@ -56,6 +58,8 @@ impl Action {
             Action::MfaBackupCodesRegenerate => "mfa.backup_codes.regenerate",
             Action::MfaBackupCodeUsed => "mfa.backup_code.used",
             Action::TenantMfaPolicy => "tenant.mfa_policy",
+            Action::PasswordResetRequest => "password.reset_request",
+            Action::PasswordReset => "password.reset",
         }
     }
 

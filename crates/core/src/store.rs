@@ -122,4 +122,22 @@ pub trait TenantTx: Send {
     async fn mfa_challenge_delete(&mut self, id: uuid::Uuid) -> Result<()>;
     async fn mfa_challenge_bump(&mut self, id: uuid::Uuid) -> Result<()>;
     async fn mfa_challenge_purge(&mut self, now: Millis) -> Result<u64>;
+
+    /// Stores an e-mailed token's hash, after removing the user's earlier tokens of the
+    /// same purpose (a new token kills the old ones).
+    async fn email_token_replace(
+        &mut self,
+        user: UserId,
+        purpose: &str,
+        token_hash: &[u8],
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<()>;
+    /// Consumes a live token (deleted: single use); returns its user.
+    async fn email_token_take(
+        &mut self,
+        purpose: &str,
+        token_hash: &[u8],
+        now: Millis,
+    ) -> Result<Option<UserId>>;
 }

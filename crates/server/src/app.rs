@@ -8,6 +8,7 @@ use aegis_core::accounts::{AccountService, LockoutPolicy};
 use aegis_core::fieldcrypt::KeyRing;
 use aegis_core::mfa::MfaService;
 use aegis_core::password::{PasswordHasher, PasswordPolicy};
+use aegis_core::recovery::RecoveryService;
 use aegis_core::sessions::{SessionPolicy, SessionService};
 use aegis_core::store::Store;
 use aegis_core::tenants::TenantService;
@@ -97,6 +98,26 @@ fn key_ring(cfg: &Config, secret_key: &[u8]) -> anyhow::Result<KeyRing> {
     )?)
 }
 
+/// SMTP when configured, else the development mail folder.
+fn mailer(cfg: &Config) -> anyhow::Result<Arc<dyn aegis_core::mail::Mailer>> {
+    let m = &cfg.mail;
+    Ok(match &m.smtp_url {
+        Some(url) => Arc::new(
+            crate::mail::SmtpMailer::new(
+                &url.0,
+                m.from.clone(),
+                Duration::from_secs(m.timeout_secs.max(1)),
+                crate::mail::CircuitBreaker::new(
+                    m.breaker_failures,
+                    Duration::from_secs(m.breaker_open_secs),
+                ),
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        None => Arc::new(crate::mail::FileMailer::new(m.dir.clone(), m.from.clone())),
+    })
+}
+
 /// Builds the application state.
 pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let store = open_store(&cfg).await?;
@@ -139,6 +160,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         cfg.mfa.issuer.clone(),
         accounts.clone(),
     );
+    let recovery = RecoveryService::new(store.clone(), accounts.clone(), mailer(&cfg)?);
     let tenants = TenantService::new(store.clone());
     let default_tenant = tenants.ensure_default().await?;
     let trusted_proxies = cfg
@@ -167,6 +189,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         store,
         accounts,
         mfa,
+        recovery,
         keys,
         tenants,
         default_tenant,

@@ -181,6 +181,37 @@ impl EncryptionConfig {
     }
 }
 
+/// Outgoing mail.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Sender address.
+    pub from: String,
+    /// `smtps://user:pass@host:465` or `smtp://host:587?tls=required`; without it mail is
+    /// written to `dir` (development only).
+    pub smtp_url: Option<Secret>,
+    /// Where development mail goes.
+    pub dir: PathBuf,
+    pub timeout_secs: u64,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses before probing again.
+    pub breaker_open_secs: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "Aegis <no-reply@localhost>".into(),
+            smtp_url: None,
+            dir: PathBuf::from("mail"),
+            timeout_secs: 10,
+            breaker_failures: 5,
+            breaker_open_secs: 30,
+        }
+    }
+}
+
 /// Multi-factor authentication.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -263,6 +294,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub encryption: EncryptionConfig,
     pub mfa: MfaConfig,
+    pub mail: MailConfig,
 }
 
 impl Default for Config {
@@ -290,6 +322,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             encryption: EncryptionConfig::default(),
             mfa: MfaConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -348,6 +381,12 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("encryption.keys_file", Kind::Str),
     ("encryption.active_key", Kind::Str),
     ("mfa.issuer", Kind::Str),
+    ("mail.from", Kind::Str),
+    ("mail.smtp_url", Kind::Str),
+    ("mail.dir", Kind::Str),
+    ("mail.timeout_secs", Kind::Int),
+    ("mail.breaker_failures", Kind::Int),
+    ("mail.breaker_open_secs", Kind::Int),
     ("metrics.enabled", Kind::Bool),
     ("metrics.allow_from", Kind::List),
 ];
@@ -563,6 +602,18 @@ impl Config {
                 "listen: Aegis serves plain HTTP, so in production it must sit behind a TLS-terminating proxy listed in trusted_proxies"
                     .into(),
             );
+        }
+        match &self.mail.smtp_url {
+            None => p.push(
+                "mail.smtp_url: missing; production mail goes through SMTP with TLS (smtps:// or smtp://...?tls=required)"
+                    .into(),
+            ),
+            Some(url) if !(url.0.starts_with("smtps://") || url.0.contains("tls=required")) => p
+                .push(
+                    "mail.smtp_url: SMTP must use TLS in production (smtps:// or ?tls=required)"
+                        .into(),
+                ),
+            Some(_) => {}
         }
         if self.encryption.keys.is_empty() && self.encryption.keys_file.is_none() {
             p.push(

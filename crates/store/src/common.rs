@@ -660,6 +660,53 @@ macro_rules! impl_backend {
                 Ok(())
             }
 
+            async fn email_token_replace(
+                &mut self,
+                user: UserId,
+                purpose: &str,
+                token_hash: &[u8],
+                expires_at: Millis,
+                now: Millis,
+            ) -> Result<()> {
+                sqlx::query(sql!($dir, "email_tokens_delete_for_user"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(purpose.to_string())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query(sql!($dir, "email_token_insert"))
+                    .bind(self.tenant.0)
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(user.0)
+                    .bind(purpose.to_string())
+                    .bind(token_hash.to_vec())
+                    .bind(expires_at)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn email_token_take(
+                &mut self,
+                purpose: &str,
+                token_hash: &[u8],
+                now: Millis,
+            ) -> Result<Option<UserId>> {
+                let row = sqlx::query(sql!($dir, "email_token_take"))
+                    .bind(self.tenant.0)
+                    .bind(purpose.to_string())
+                    .bind(token_hash.to_vec())
+                    .bind(now)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                row.map(|r| Ok(UserId(r.try_get("user_id").map_err(db_err)?)))
+                    .transpose()
+            }
+
             async fn mfa_challenge_purge(&mut self, now: Millis) -> Result<u64> {
                 let r = sqlx::query(sql!($dir, "mfa_challenge_purge"))
                     .bind(self.tenant.0)

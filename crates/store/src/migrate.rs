@@ -16,6 +16,11 @@ pub const MIGRATIONS_SQLITE: &[Migration] = &[
         "mfa_policy",
         include_str!("../migrations/sqlite/0003_mfa_policy.sql"),
     ),
+    (
+        4,
+        "email_tokens",
+        include_str!("../migrations/sqlite/0004_email_tokens.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, same numbering as SQLite.
@@ -34,6 +39,11 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = &[
         3,
         "mfa_policy",
         include_str!("../migrations/postgres/0003_mfa_policy.sql"),
+    ),
+    (
+        4,
+        "email_tokens",
+        include_str!("../migrations/postgres/0004_email_tokens.sql"),
     ),
 ];
 

@@ -144,6 +144,7 @@ pub async fn migrate(owner_url: &str, app_url: &str) -> Result<Vec<String>> {
              GRANT SELECT, INSERT, UPDATE ON tenants TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON mfa_totp, mfa_backup_codes, mfa_challenges TO {role};
+             GRANT SELECT, INSERT, DELETE ON email_tokens TO {role};
              GRANT SELECT, INSERT ON audit_events TO {role};
              REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role};"
         );

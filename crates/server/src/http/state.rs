@@ -8,6 +8,7 @@ use aegis_core::accounts::AccountService;
 use aegis_core::fieldcrypt::KeyRing;
 use aegis_core::mfa::MfaService;
 use aegis_core::model::Tenant;
+use aegis_core::recovery::RecoveryService;
 use aegis_core::sessions::SessionService;
 use aegis_core::store::Store;
 use aegis_core::tenants::TenantService;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub accounts: AccountService,
     pub mfa: MfaService,
+    pub recovery: RecoveryService,
     /// Field encryption keys (TOTP secrets).
     pub keys: Arc<KeyRing>,
     pub sessions: SessionService,

@@ -150,6 +150,27 @@ pub fn builtin_rules() -> BTreeMap<String, RuleConfig> {
             rule(&["POST /api/v1/mfa/*"], KeyKind::Session, 10, 60),
         ),
         (
+            "password-reset-ip".into(),
+            rule(
+                &[
+                    "POST /api/v1/password/reset/*",
+                    "POST /api/v1/password/reset",
+                ],
+                KeyKind::Ip,
+                5,
+                900,
+            ),
+        ),
+        (
+            "password-reset-account".into(),
+            rule(
+                &["POST /api/v1/password/reset/request"],
+                KeyKind::Account,
+                3,
+                900,
+            ),
+        ),
+        (
             "register-ip".into(),
             rule(&["POST /api/v1/register"], KeyKind::Ip, 3, 60),
         ),

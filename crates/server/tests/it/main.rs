@@ -12,5 +12,6 @@ mod input;
 mod mfa;
 mod production;
 mod ratelimit;
+mod recovery;
 mod sessions;
 mod tenancy;

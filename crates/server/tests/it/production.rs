@@ -8,6 +8,10 @@ fn secure_env(dir: &std::path::Path) -> Vec<(String, String)> {
         ("AEGIS_SECRET_KEY".into(), SECRET.into()),
         ("AEGIS_TRUSTED_PROXIES".into(), "127.0.0.1/32".into()),
         (
+            "AEGIS_MAIL_SMTP_URL".into(),
+            "smtps://aegis:pw@mail.internal:465".into(),
+        ),
+        (
             "AEGIS_ENCRYPTION_KEYS".into(),
             "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8".into(),
         ),
@@ -175,5 +179,13 @@ fn refuses_missing_encryption_keys() {
     assert_refused(
         &[("AEGIS_ENCRYPTION_KEYS", None)],
         "encryption.keys: missing",
+    );
+}
+
+#[test]
+fn refuses_plaintext_smtp() {
+    assert_refused(
+        &[("AEGIS_MAIL_SMTP_URL", Some("smtp://mail.internal:25"))],
+        "mail.smtp_url: SMTP must use TLS in production",
     );
 }

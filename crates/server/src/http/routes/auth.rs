@@ -196,3 +196,51 @@ pub async fn change_password(
     };
     session_response(&state, &new, delivery, json!({"csrf_token": csrf}))
 }
+
+/// Body of a reset request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    email: String,
+}
+
+/// `POST /api/v1/password/reset/request`: the same answer whether or not the address
+/// has an account.
+pub async fn request_reset(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> ApiResult<Response> {
+    state
+        .recovery
+        .request_reset(tenant.id, &body.email, &meta)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "if this address has an account, a reset code is on its way"})),
+    )
+        .into_response())
+}
+
+/// Body of a reset.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reset {
+    token: SecretString,
+    new_password: SecretString,
+}
+
+/// `POST /api/v1/password/reset`: sets the password, revokes every session.
+pub async fn reset(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<Reset>,
+) -> ApiResult<Response> {
+    state
+        .recovery
+        .reset(tenant.id, &body.token, &body.new_password, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -23,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/login", post(auth::login))
         .route("/api/v1/logout", post(auth::logout))
         .route("/api/v1/login/mfa", post(mfa::complete_login))
+        .route("/api/v1/password/reset/request", post(auth::request_reset))
+        .route("/api/v1/password/reset", post(auth::reset))
         .route("/api/v1/mfa", get(mfa::status))
         .route("/api/v1/mfa/totp/enroll", post(mfa::enroll))
         .route("/api/v1/mfa/totp/confirm", post(mfa::confirm))

@@ -1,0 +1,224 @@
+//! Password reset against a real SMTP server on loopback (Python's aiosmtpd, installed by
+//! the test setup): identical answers for known and unknown addresses, the code arrives
+//! by mail, only the newest code works and only once, and using it sets the password and
+//! ends every session. Without SMTP, development mail lands in a folder.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::harness::{Db, PASSWORD, Server, cookie};
+
+/// An SMTP sink writing each message into a maildir.
+struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl SmtpSink {
+    fn start(test: &str) -> Option<SmtpSink> {
+        let available = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !available {
+            assert!(
+                std::env::var("AEGIS_TEST_REQUIRE_SERVICES").is_err(),
+                "aiosmtpd is required (python3 -m pip install aiosmtpd)"
+            );
+            eprintln!("SKIPPED: recovery::{test} (python3 with aiosmtpd not available)");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("box"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(SmtpSink { port, dir, child })
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    fn messages(&self) -> Vec<String> {
+        read_dir_texts(&self.dir.path().join("box").join("new"))
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_dir_texts(dir: &Path) -> Vec<String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// Waits until `count` messages are there and returns them.
+async fn wait_for(get: impl Fn() -> Vec<String>, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = get();
+        if m.len() >= count || Instant::now() > deadline {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn reset_code(message: &str) -> String {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix("Reset code: "))
+        .expect("a reset code in the mail")
+        .trim()
+        .to_string()
+}
+
+async fn request(s: &Server, email: &str) -> (u16, String) {
+    let r = s
+        .req(
+            "POST",
+            "/api/v1/password/reset/request",
+            Some(&json!({"email": email})),
+            &[],
+        )
+        .await;
+    (r.status, r.text)
+}
+
+async fn reset(s: &Server, token: &str, password: &str) -> u16 {
+    s.req(
+        "POST",
+        "/api/v1/password/reset",
+        Some(&json!({"token": token, "new_password": password})),
+        &[],
+    )
+    .await
+    .status
+}
+
+const NEW_PASSWORD: &str = "a whole new passphrase 77";
+
+async fn reset_by_mail(db: Db) {
+    let Some(sink) = SmtpSink::start("reset_by_mail") else {
+        return;
+    };
+    let url = sink.url();
+    let s = Server::start(db, &[("AEGIS_MAIL_SMTP_URL", &url)]).await;
+    let (token_a, _) = s.signed_in("zoe@example.com").await;
+    let token_b = s
+        .login("", "zoe@example.com", PASSWORD)
+        .await
+        .session_cookie()
+        .unwrap();
+
+    // Same answer, byte for byte, for an address with and without an account.
+    let known = request(&s, "zoe@example.com").await;
+    let unknown = request(&s, "nobody@example.com").await;
+    assert_eq!(known.0, 202);
+    assert_eq!(known, unknown, "no account enumeration");
+    let first = reset_code(&wait_for(|| sink.messages(), 1).await[0]);
+    assert!(!first.is_empty());
+
+    // A second request kills the first code.
+    assert_eq!(request(&s, "zoe@example.com").await.0, 202);
+    let mails = wait_for(|| sink.messages(), 2).await;
+    assert_eq!(mails.len(), 2, "the unknown address got no mail");
+    assert!(mails.iter().all(|m| m.contains("zoe@example.com")));
+    let second = reset_code(&mails[1]);
+    assert_ne!(first, second);
+    assert_eq!(
+        reset(&s, &first, NEW_PASSWORD).await,
+        422,
+        "old code is dead"
+    );
+    assert_eq!(
+        reset(&s, &second, "weak").await,
+        422,
+        "policy still applies"
+    );
+    let stored: i64 = s.db.scalar_i64("SELECT COUNT(*) FROM email_tokens").await;
+    assert_eq!(stored, 1, "a refused password leaves the code usable");
+    assert_eq!(reset(&s, &second, NEW_PASSWORD).await, 204);
+    assert_eq!(
+        reset(&s, &second, NEW_PASSWORD).await,
+        422,
+        "a code works once"
+    );
+
+    // Every session is gone, the old password is refused, the new one works.
+    for t in [&token_a, &token_b] {
+        let r = s
+            .req("GET", "/api/v1/session", None, &[("cookie", &cookie(t))])
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(s.login("", "zoe@example.com", PASSWORD).await.status, 401);
+    assert_eq!(
+        s.login("", "zoe@example.com", NEW_PASSWORD).await.status,
+        200
+    );
+    let count = |a: &'static str| {
+        let db = s.db.clone();
+        async move {
+            db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM audit_events WHERE action = '{a}'"
+            ))
+            .await
+        }
+    };
+    assert_eq!(count("password.reset").await, 1);
+    assert_eq!(count("password.reset_request").await, 3);
+    let tokens = s.db.blobs("SELECT token_hash FROM email_tokens").await;
+    assert!(tokens.is_empty(), "used codes are deleted");
+}
+both_backends!(reset_by_mail);
+
+/// Without SMTP in development, mail is written to `mail.dir`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_mail_goes_to_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_dir = dir.path().join("mail");
+    let s = Server::start(
+        Db::Sqlite,
+        &[("AEGIS_MAIL_DIR", mail_dir.to_str().unwrap())],
+    )
+    .await;
+    s.register("", "yan@example.com").await;
+    assert_eq!(request(&s, "yan@example.com").await.0, 202);
+    let mails = wait_for(|| read_dir_texts(&mail_dir), 1).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("To: yan@example.com"));
+    let code = reset_code(&mails[0]);
+    assert_eq!(reset(&s, &code, NEW_PASSWORD).await, 204);
+}
