@@ -68,6 +68,35 @@ pub enum LoginOutcome {
     MfaRequired(User, crate::mfa::PendingMfa),
 }
 
+/// Who creates an account: that decides its role, the audit action and whether its
+/// address counts as verified.
+#[derive(Clone, Copy, Debug)]
+pub struct AccountOrigin {
+    role: Role,
+    actor: Option<UserId>,
+    by_operator: bool,
+}
+
+impl AccountOrigin {
+    /// Self-registration through the API: a member with an unverified address.
+    pub fn self_registered() -> AccountOrigin {
+        AccountOrigin {
+            role: Role::Member,
+            actor: None,
+            by_operator: false,
+        }
+    }
+
+    /// Created by an admin (`actor`) or from the CLI (`None`).
+    pub fn by_operator(role: Role, actor: Option<UserId>) -> AccountOrigin {
+        AccountOrigin {
+            role,
+            actor,
+            by_operator: true,
+        }
+    }
+}
+
 /// A user row to import with an existing hash (e.g. bcrypt from a legacy system).
 #[derive(Clone, Debug)]
 pub struct ImportedUser {
@@ -109,16 +138,20 @@ impl AccountService {
             .check(password.expose_secret(), &[email, local])
     }
 
-    /// Creates a user with a new password. `actor` is `None` for self-registration.
+    /// Creates a user with a new password.
     pub async fn register(
         &self,
         tenant: TenantId,
         email: &str,
         password: &SecretString,
-        role: Role,
-        actor: Option<UserId>,
+        origin: AccountOrigin,
         meta: &RequestMeta,
     ) -> Result<User> {
+        let AccountOrigin {
+            role,
+            actor,
+            by_operator,
+        } = origin;
         let email = normalize_email(email)?;
         self.check_password(&email, password)?;
         let hash = self.hasher.hash(password).await?;
@@ -136,6 +169,8 @@ impl AccountService {
             last_login_ip: None,
             created_at: now,
             updated_at: now,
+            // An operator vouches for the address; a self-registered one must prove it.
+            email_verified_at: by_operator.then_some(now),
         };
         let mut tx = self.store.write(tenant).await?;
         if tx.user_by_email(&user.email).await?.is_some() {
@@ -144,7 +179,7 @@ impl AccountService {
             ));
         }
         tx.insert_user(&user).await?;
-        let action = if actor.is_some() {
+        let action = if by_operator {
             Action::UserCreate
         } else {
             Action::UserRegister
@@ -200,6 +235,8 @@ impl AccountService {
                 last_login_ip: None,
                 created_at: now,
                 updated_at: now,
+                // Imported from a system that already knew these addresses.
+                email_verified_at: Some(now),
             };
             tx.insert_user(&user).await?;
             let ev = audit::event(
@@ -286,6 +323,7 @@ impl AccountService {
         tenant: TenantId,
         email: &str,
         password: &SecretString,
+        require_verified_email: bool,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome> {
         let found = match normalize_email(email) {
@@ -320,6 +358,12 @@ impl AccountService {
             self.record_failure(tenant, user.id, "bad_password", meta)
                 .await?;
             return Err(CoreError::InvalidCredentials);
+        }
+        // Only after the password: the refusal reveals nothing to someone without it.
+        if require_verified_email && user.email_verified_at.is_none() {
+            return Err(CoreError::Forbidden(
+                "email address not verified: send the code from the registration mail to POST /api/v1/email/verify, or ask for a new one at POST /api/v1/email/verify/resend".into(),
+            ));
         }
         let rehash = if verified == Verified::YesNeedsRehash {
             // The upgrade is optional: when hashing is saturated, sign in now and

@@ -32,6 +32,9 @@ pub enum Action {
     TenantMfaPolicy,
     PasswordResetRequest,
     PasswordReset,
+    TenantEmailPolicy,
+    EmailVerificationSent,
+    EmailVerified,
 }
 
 impl Action {
@@ -60,6 +63,9 @@ impl Action {
             Action::TenantMfaPolicy => "tenant.mfa_policy",
             Action::PasswordResetRequest => "password.reset_request",
             Action::PasswordReset => "password.reset",
+            Action::TenantEmailPolicy => "tenant.email_policy",
+            Action::EmailVerificationSent => "email.verification_sent",
+            Action::EmailVerified => "email.verified",
         }
     }
 

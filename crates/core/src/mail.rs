@@ -35,3 +35,18 @@ pub fn password_reset(to: &str, token: &str, valid_minutes: i64) -> Mail {
         ),
     }
 }
+
+/// The address-verification message sent at registration (and on request).
+pub fn email_verification(to: &str, token: &str, valid_minutes: i64) -> Mail {
+    Mail {
+        to: to.to_string(),
+        subject: "Confirm your e-mail address".into(),
+        text: format!(
+            "Welcome. Confirm that this address is yours.\n\n\
+             Verification code: {token}\n\n\
+             Send it to POST /api/v1/email/verify within {valid_minutes} minutes. It \
+             works once.\n\n\
+             If you did not create an account, ignore this message.\n"
+        ),
+    }
+}

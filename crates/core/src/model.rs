@@ -17,6 +17,8 @@ pub struct Tenant {
     pub disabled: bool,
     pub created_at: Millis,
     pub mfa_policy: MfaPolicy,
+    /// Users must verify their e-mail address before they can sign in.
+    pub require_verified_email: bool,
 }
 
 /// Who in a tenant must use MFA.
@@ -126,6 +128,8 @@ pub struct User {
     pub last_login_ip: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// When the address was proven by a mailed code; `None` while unverified.
+    pub email_verified_at: Option<Millis>,
 }
 
 /// What a client may see of a user.
@@ -137,6 +141,7 @@ pub struct UserView {
     pub created_at: Millis,
     pub last_login_at: Option<Millis>,
     pub last_login_ip: Option<String>,
+    pub email_verified: bool,
 }
 
 impl From<&User> for UserView {
@@ -148,6 +153,7 @@ impl From<&User> for UserView {
             created_at: u.created_at,
             last_login_at: u.last_login_at,
             last_login_ip: u.last_login_ip.clone(),
+            email_verified: u.email_verified_at.is_some(),
         }
     }
 }

@@ -43,6 +43,10 @@ pub trait TenantTx: Send {
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
     /// Enables or disables a tenant; false when no such tenant.
     async fn set_tenant_disabled(&mut self, slug: &str, disabled: bool) -> Result<bool>;
+    /// Sets whether this transaction's tenant requires verified e-mail addresses.
+    async fn set_tenant_email_policy(&mut self, require_verified: bool) -> Result<()>;
+    /// Marks the address verified; false if it already was.
+    async fn mark_email_verified(&mut self, user: UserId, now: Millis) -> Result<bool>;
     /// Sets the MFA policy of this transaction's tenant.
     async fn set_tenant_mfa_policy(&mut self, policy: MfaPolicy) -> Result<()>;
 

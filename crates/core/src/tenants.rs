@@ -71,6 +71,7 @@ impl TenantService {
             disabled: false,
             created_at: now_millis(),
             mfa_policy: MfaPolicy::Optional,
+            require_verified_email: false,
         };
         self.store.bootstrap_tenant(&t).await?;
         // Another instance may have won the race; read back whichever exists.
@@ -104,6 +105,7 @@ impl TenantService {
             disabled: false,
             created_at: now_millis(),
             mfa_policy: MfaPolicy::Optional,
+            require_verified_email: false,
         };
         let mut tx = self.store.write(acting_tenant).await?;
         tx.insert_tenant(&tenant).await?;
@@ -139,6 +141,29 @@ impl TenantService {
             format!("tenant:{tenant}"),
             true,
             json!({"mfa_policy": policy.as_str()}),
+        );
+        tx.append_audit(&ev).await?;
+        tx.commit().await
+    }
+
+    /// Sets whether users of `tenant` must verify their e-mail before signing in.
+    pub async fn set_email_policy(
+        &self,
+        tenant: TenantId,
+        actor: Option<UserId>,
+        require_verified: bool,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let mut tx = self.store.write(tenant).await?;
+        tx.set_tenant_email_policy(require_verified).await?;
+        let ev = audit::event(
+            tenant,
+            meta,
+            actor,
+            Action::TenantEmailPolicy,
+            format!("tenant:{tenant}"),
+            true,
+            json!({"require_verified_email": require_verified}),
         );
         tx.append_audit(&ev).await?;
         tx.commit().await

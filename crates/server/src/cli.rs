@@ -5,7 +5,7 @@ use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aegis_core::accounts::ImportedUser;
+use aegis_core::accounts::{AccountOrigin, ImportedUser};
 use aegis_core::model::{MfaPolicy, RequestMeta, Role};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -490,7 +490,13 @@ async fn user(command: UserCommand, cfg: Config) -> anyhow::Result<()> {
             let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_string());
             let user = state
                 .accounts
-                .register(tenant, &email, &password, role.into(), None, &meta)
+                .register(
+                    tenant,
+                    &email,
+                    &password,
+                    AccountOrigin::by_operator(role.into(), None),
+                    &meta,
+                )
                 .await?;
             println!("created user {} ({})", user.email, user.id);
         }

@@ -40,6 +40,7 @@ macro_rules! impl_backend {
                     MfaPolicy::parse(&p)
                         .ok_or_else(|| CoreError::Storage(format!("unknown mfa policy {p}")))?
                 },
+                require_verified_email: r.try_get("require_verified_email").map_err(db_err)?,
             })
         }
 
@@ -61,6 +62,7 @@ macro_rules! impl_backend {
                 last_login_ip: r.try_get("last_login_ip").map_err(db_err)?,
                 created_at: r.try_get("created_at").map_err(db_err)?,
                 updated_at: r.try_get("updated_at").map_err(db_err)?,
+                email_verified_at: r.try_get("email_verified_at").map_err(db_err)?,
             })
         }
 
@@ -175,6 +177,27 @@ macro_rules! impl_backend {
                 Ok(())
             }
 
+            async fn set_tenant_email_policy(&mut self, require_verified: bool) -> Result<()> {
+                sqlx::query(sql!($dir, "tenant_set_email_policy"))
+                    .bind(self.tenant.0)
+                    .bind(require_verified)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn mark_email_verified(&mut self, user: UserId, now: Millis) -> Result<bool> {
+                let r = sqlx::query(sql!($dir, "user_mark_verified"))
+                    .bind(self.tenant.0)
+                    .bind(user.0)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(db_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn set_tenant_mfa_policy(&mut self, policy: MfaPolicy) -> Result<()> {
                 sqlx::query(sql!($dir, "tenant_set_mfa_policy"))
                     .bind(self.tenant.0)
@@ -209,6 +232,7 @@ macro_rules! impl_backend {
                     .bind(u.last_login_ip.clone())
                     .bind(u.created_at)
                     .bind(u.updated_at)
+                    .bind(u.email_verified_at)
                     .execute(&mut *self.tx)
                     .await
                     .map_err(|e| match db_err(e) {

@@ -21,6 +21,11 @@ pub const MIGRATIONS_SQLITE: &[Migration] = &[
         "email_tokens",
         include_str!("../migrations/sqlite/0004_email_tokens.sql"),
     ),
+    (
+        5,
+        "email_verification",
+        include_str!("../migrations/sqlite/0005_email_verification.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, same numbering as SQLite.
@@ -44,6 +49,11 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = &[
         4,
         "email_tokens",
         include_str!("../migrations/postgres/0004_email_tokens.sql"),
+    ),
+    (
+        5,
+        "email_verification",
+        include_str!("../migrations/postgres/0005_email_verification.sql"),
     ),
 ];
 

@@ -171,6 +171,27 @@ pub fn builtin_rules() -> BTreeMap<String, RuleConfig> {
             ),
         ),
         (
+            "verify-resend-account".into(),
+            rule(
+                &["POST /api/v1/email/verify/resend"],
+                KeyKind::Account,
+                3,
+                900,
+            ),
+        ),
+        (
+            "verify-ip".into(),
+            rule(
+                &[
+                    "POST /api/v1/email/verify",
+                    "POST /api/v1/email/verify/resend",
+                ],
+                KeyKind::Ip,
+                10,
+                900,
+            ),
+        ),
+        (
             "register-ip".into(),
             rule(&["POST /api/v1/register"], KeyKind::Ip, 3, 60),
         ),

@@ -59,7 +59,7 @@ pub struct TestDb {
     /// URL of the owner (migrations, inspection).
     pub owner_url: String,
     pg_name: Option<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn admin_pg_url() -> String {
@@ -87,7 +87,7 @@ impl TestDb {
                     app_url: url.clone(),
                     owner_url: url,
                     pg_name: None,
-                    _dir: dir,
+                    dir,
                 }
             }
             Db::Postgres => {
@@ -115,7 +115,7 @@ impl TestDb {
                     app_url: with_db(&admin, &name, Some("aegis_app")),
                     owner_url: with_db(&admin, &name, None),
                     pg_name: Some(name),
-                    _dir: dir,
+                    dir,
                 }
             }
         }
@@ -338,6 +338,11 @@ fn base_env(db: &TestDb) -> Vec<(String, String)> {
     env.push(("AEGIS_PASSWORD_HASH_CONCURRENCY".into(), "2".into()));
     // Tests log in many times from one IP; rate-limit tests switch limits back on.
     env.push(("AEGIS_RATE_LIMIT_ENABLED".into(), "false".into()));
+    // Development mail (registration, resets) goes to the test's own folder.
+    env.push((
+        "AEGIS_MAIL_DIR".into(),
+        db.dir.path().join("mail").display().to_string(),
+    ));
     env
 }
 

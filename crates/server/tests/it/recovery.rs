@@ -63,6 +63,11 @@ impl SmtpSink {
     fn messages(&self) -> Vec<String> {
         read_dir_texts(&self.dir.path().join("box").join("new"))
     }
+
+    /// The password-reset mails among the messages.
+    fn resets(&self) -> Vec<String> {
+        only_resets(self.messages())
+    }
 }
 
 impl Drop for SmtpSink {
@@ -76,7 +81,8 @@ fn read_dir_texts(dir: &Path) -> Vec<String> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    paths.sort();
+    // In delivery order (maildir names do not sort by time).
+    paths.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
     paths
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
@@ -93,6 +99,13 @@ async fn wait_for(get: impl Fn() -> Vec<String>, count: usize) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn only_resets(messages: Vec<String>) -> Vec<String> {
+    messages
+        .into_iter()
+        .filter(|m| m.contains("Reset code: "))
+        .collect()
 }
 
 fn reset_code(message: &str) -> String {
@@ -147,12 +160,12 @@ async fn reset_by_mail(db: Db) {
     let unknown = request(&s, "nobody@example.com").await;
     assert_eq!(known.0, 202);
     assert_eq!(known, unknown, "no account enumeration");
-    let first = reset_code(&wait_for(|| sink.messages(), 1).await[0]);
+    let first = reset_code(&wait_for(|| sink.resets(), 1).await[0]);
     assert!(!first.is_empty());
 
     // A second request kills the first code.
     assert_eq!(request(&s, "zoe@example.com").await.0, 202);
-    let mails = wait_for(|| sink.messages(), 2).await;
+    let mails = wait_for(|| sink.resets(), 2).await;
     assert_eq!(mails.len(), 2, "the unknown address got no mail");
     assert!(mails.iter().all(|m| m.contains("zoe@example.com")));
     let second = reset_code(&mails[1]);
@@ -167,7 +180,9 @@ async fn reset_by_mail(db: Db) {
         422,
         "policy still applies"
     );
-    let stored: i64 = s.db.scalar_i64("SELECT COUNT(*) FROM email_tokens").await;
+    let stored: i64 =
+        s.db.scalar_i64("SELECT COUNT(*) FROM email_tokens WHERE purpose = 'password_reset'")
+            .await;
     assert_eq!(stored, 1, "a refused password leaves the code usable");
     assert_eq!(reset(&s, &second, NEW_PASSWORD).await, 204);
     assert_eq!(
@@ -199,7 +214,9 @@ async fn reset_by_mail(db: Db) {
     };
     assert_eq!(count("password.reset").await, 1);
     assert_eq!(count("password.reset_request").await, 3);
-    let tokens = s.db.blobs("SELECT token_hash FROM email_tokens").await;
+    let tokens =
+        s.db.blobs("SELECT token_hash FROM email_tokens WHERE purpose = 'password_reset'")
+            .await;
     assert!(tokens.is_empty(), "used codes are deleted");
 }
 both_backends!(reset_by_mail);
@@ -216,9 +233,110 @@ async fn development_mail_goes_to_a_folder() {
     .await;
     s.register("", "yan@example.com").await;
     assert_eq!(request(&s, "yan@example.com").await.0, 202);
-    let mails = wait_for(|| read_dir_texts(&mail_dir), 1).await;
+    // The registration's verification mail, then the reset mail.
+    let mails = only_resets(wait_for(|| read_dir_texts(&mail_dir), 2).await);
     assert_eq!(mails.len(), 1);
     assert!(mails[0].contains("To: yan@example.com"));
     let code = reset_code(&mails[0]);
     assert_eq!(reset(&s, &code, NEW_PASSWORD).await, 204);
 }
+
+fn verification_code(message: &str) -> String {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix("Verification code: "))
+        .expect("a verification code in the mail")
+        .trim()
+        .to_string()
+}
+
+/// Register → verification mail → (sign-in refused while unverified, under the tenant
+/// policy) → verify → sign in.
+async fn email_verification(db: Db) {
+    let Some(sink) = SmtpSink::start("email_verification") else {
+        return;
+    };
+    let url = sink.url();
+    let s = Server::start(db, &[("AEGIS_MAIL_SMTP_URL", &url)]).await;
+    s.create_admin("boss@example.com");
+    let r = s.login("", "boss@example.com", PASSWORD).await;
+    let admin = cookie(&r.session_cookie().unwrap());
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+    let h = [("cookie", admin.as_str()), ("x-csrf-token", csrf.as_str())];
+    let p = s
+        .req(
+            "PUT",
+            "/api/v1/admin/email-policy",
+            Some(&json!({"require_verified": true})),
+            &h,
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.text);
+
+    let reg = s.register("", "una@example.com").await;
+    assert_eq!(reg.json()["user"]["email_verified"], false);
+    let first = verification_code(&wait_for(|| sink.messages(), 1).await[0]);
+    let refused = s.login("", "una@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not verified")
+    );
+    assert!(refused.header("set-cookie").is_none());
+
+    // Resend: same answer for every address; only the unverified account gets mail,
+    // and its new code replaces the first.
+    let resend = |email: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .req(
+                    "POST",
+                    "/api/v1/email/verify/resend",
+                    Some(&json!({"email": email})),
+                    &[],
+                )
+                .await;
+            (r.status, r.text)
+        }
+    };
+    let a = resend("una@example.com").await;
+    let b = resend("nobody@example.com").await;
+    let c = resend("boss@example.com").await;
+    assert_eq!(a.0, 202);
+    assert!(a == b && b == c, "identical answers");
+    let mails = wait_for(|| sink.messages(), 2).await;
+    assert_eq!(mails.len(), 2);
+    let second = verification_code(&mails[1]);
+    let verify = |token: String| {
+        let s = &s;
+        async move {
+            s.req(
+                "POST",
+                "/api/v1/email/verify",
+                Some(&json!({"token": token})),
+                &[],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(
+        verify(first).await,
+        422,
+        "the first code died with the resend"
+    );
+    assert_eq!(verify(second.clone()).await, 204);
+    assert_eq!(verify(second).await, 422, "a code works once");
+    let ok = s.login("", "una@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.json()["user"]["email_verified"], true);
+    assert_eq!(
+        s.db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'email.verified'")
+            .await,
+        1
+    );
+}
+both_backends!(email_verification);

@@ -1,1 +1,1 @@
-SELECT id, slug, name, host, disabled, created_at, mfa_policy FROM tenants WHERE host = $1
+SELECT id, slug, name, host, disabled, created_at, mfa_policy, require_verified_email FROM tenants WHERE host = $1

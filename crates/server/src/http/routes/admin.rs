@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use aegis_core::accounts::AccountOrigin;
 use aegis_core::model::{MfaPolicy, Role, UserView};
 
 use crate::http::error::{ApiError, ApiResult};
@@ -65,8 +66,7 @@ pub async fn create_user(
             who.tenant_id,
             &body.email,
             &body.password,
-            body.role,
-            Some(who.user_id),
+            AccountOrigin::by_operator(body.role, Some(who.user_id)),
             &meta,
         )
         .await?;
@@ -171,4 +171,34 @@ pub async fn set_mfa_policy(
         .await?;
     state.tenant_cache.clear();
     Ok(Json(json!({"mfa_policy": body.policy.as_str()})))
+}
+
+/// Body of `PUT /api/v1/admin/email-policy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailPolicyBody {
+    require_verified: bool,
+}
+
+/// `PUT /api/v1/admin/email-policy`: whether users of the caller's tenant must verify
+/// their address before signing in.
+pub async fn set_email_policy(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<EmailPolicyBody>,
+) -> ApiResult<Json<Value>> {
+    state
+        .tenants
+        .set_email_policy(
+            who.tenant_id,
+            Some(who.user_id),
+            body.require_verified,
+            &meta,
+        )
+        .await?;
+    state.tenant_cache.clear();
+    Ok(Json(
+        json!({"require_verified_email": body.require_verified}),
+    ))
 }

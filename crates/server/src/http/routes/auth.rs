@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use aegis_core::accounts::LoginOutcome;
-use aegis_core::model::{Role, User, UserView};
+use aegis_core::accounts::{AccountOrigin, LoginOutcome};
+use aegis_core::model::{User, UserView};
 use aegis_core::sessions::NewSession;
 
 use crate::http::error::{ApiError, ApiResult};
@@ -53,11 +53,19 @@ pub async fn register(
             tenant.id,
             &body.email,
             &body.password,
-            Role::Member,
-            None,
+            AccountOrigin::self_registered(),
             &meta,
         )
         .await?;
+    // The verification mail; a failure here leaves a registered account that can ask
+    // for a new code, so it does not undo the registration.
+    if let Err(e) = state
+        .recovery
+        .start_verification(tenant.id, &user, &meta)
+        .await
+    {
+        tracing::warn!(error = %e, "could not start e-mail verification");
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"user": UserView::from(&user)})),
@@ -98,7 +106,13 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let outcome = state
         .accounts
-        .login(tenant.id, &body.email, &body.password, &meta)
+        .login(
+            tenant.id,
+            &body.email,
+            &body.password,
+            tenant.require_verified_email,
+            &meta,
+        )
         .await?;
     let (user, new) = match outcome {
         LoginOutcome::Session(user, new) => (user, new),
@@ -243,4 +257,43 @@ pub async fn reset(
         .reset(tenant.id, &body.token, &body.new_password, &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A mailed code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    token: SecretString,
+}
+
+/// `POST /api/v1/email/verify`
+pub async fn verify_email(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> ApiResult<Response> {
+    state
+        .recovery
+        .verify_email(tenant.id, &body.token, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/email/verify/resend`: the same answer for every address.
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> ApiResult<Response> {
+    state
+        .recovery
+        .resend_verification(tenant.id, &body.email, &meta)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "if this address has an unverified account, a new code is on its way"})),
+    )
+        .into_response())
 }

@@ -25,6 +25,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/login/mfa", post(mfa::complete_login))
         .route("/api/v1/password/reset/request", post(auth::request_reset))
         .route("/api/v1/password/reset", post(auth::reset))
+        .route("/api/v1/email/verify", post(auth::verify_email))
+        .route(
+            "/api/v1/email/verify/resend",
+            post(auth::resend_verification),
+        )
         .route("/api/v1/mfa", get(mfa::status))
         .route("/api/v1/mfa/totp/enroll", post(mfa::enroll))
         .route("/api/v1/mfa/totp/confirm", post(mfa::confirm))
@@ -51,6 +56,7 @@ pub fn router() -> Router<AppState> {
             get(admin::list_tenants).post(admin::create_tenant),
         )
         .route("/api/v1/admin/mfa-policy", put(admin::set_mfa_policy))
+        .route("/api/v1/admin/email-policy", put(admin::set_email_policy))
         .route(
             "/api/v1/admin/tenants/{slug}/disable",
             post(admin::disable_tenant),
