@@ -764,6 +764,48 @@ mod tests {
     }
 
     #[test]
+    fn encryption_keys_come_from_env_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(
+            &file,
+            "# rotated 2026-11\nk2:HxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo\n",
+        )
+        .unwrap();
+        let c = load(&[
+            (
+                "AEGIS_ENCRYPTION_KEYS",
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            ),
+            ("AEGIS_ENCRYPTION_KEYS_FILE", file.to_str().unwrap()),
+            ("AEGIS_ENCRYPTION_ACTIVE_KEY", "k2"),
+        ])
+        .unwrap();
+        let ids: Vec<String> = c
+            .encryption
+            .pairs()
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, ["k1", "k2"]);
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let bad = load(&[
+            (
+                "AEGIS_ENCRYPTION_KEYS",
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            ),
+            ("AEGIS_ENCRYPTION_ACTIVE_KEY", "k9"),
+        ])
+        .unwrap();
+        assert!(bad.problems().iter().any(|p| p.contains("active key 'k9'")));
+        assert!(
+            !format!("{:?}", c.encryption).contains("AAECAw"),
+            "keys are redacted"
+        );
+    }
+
+    #[test]
     fn secret_is_redacted() {
         let s = Secret("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
