@@ -132,7 +132,8 @@ impl AccountService {
         }
     }
 
-    fn check_password(&self, email: &str, password: &SecretString) -> Result<()> {
+    /// Checks a new password against the policy (length, strength, not the address).
+    pub(crate) fn check_password(&self, email: &str, password: &SecretString) -> Result<()> {
         let local = email.split('@').next().unwrap_or_default();
         self.password_policy
             .check(password.expose_secret(), &[email, local])
@@ -261,7 +262,6 @@ impl AccountService {
         reason: &str,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let mut tx = self.store.write(tenant).await?;
         let resource = user.map_or_else(|| "user".to_string(), |u| user_resource(u.id));
         let ev = audit::event(
             tenant,
@@ -272,8 +272,7 @@ impl AccountService {
             false,
             json!({"reason": reason}),
         );
-        tx.append_audit(&ev).await?;
-        tx.commit().await?;
+        audit::record(self.store.as_ref(), &ev).await?;
         metrics::counter!("aegis_login_failures_total", "reason" => reason.to_string())
             .increment(1);
         Ok(())
@@ -428,11 +427,6 @@ impl AccountService {
         Ok(LoginOutcome::Session(user, new))
     }
 
-    /// Checks a new password against the policy (length, strength, not the address).
-    pub(crate) fn check_new_password(&self, email: &str, password: &SecretString) -> Result<()> {
-        self.check_password(email, password)
-    }
-
     /// Hashes a new password with the current parameters.
     pub(crate) async fn hash_password(&self, password: &SecretString) -> Result<String> {
         self.hasher.hash(password).await
@@ -441,17 +435,6 @@ impl AccountService {
     /// The session policy (the second MFA step creates sessions the same way).
     pub(crate) fn session_policy(&self) -> &SessionPolicy {
         &self.sessions
-    }
-
-    /// Counts a failed second factor like a failed password.
-    pub(crate) async fn note_failure(
-        &self,
-        tenant: TenantId,
-        id: UserId,
-        reason: &'static str,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        self.record_failure(tenant, id, reason, meta).await
     }
 
     /// Verifies the caller's password (re-authentication for sensitive changes).
@@ -470,8 +453,9 @@ impl AccountService {
             .await
     }
 
-    /// Counts a failed login, locking the account when the threshold is reached.
-    async fn record_failure(
+    /// Counts a failed login (a wrong password or second factor), locking the account
+    /// when the threshold is reached.
+    pub(crate) async fn record_failure(
         &self,
         tenant: TenantId,
         id: UserId,

@@ -188,12 +188,7 @@ impl MfaService {
                 "enrollment changed; start again".into(),
             ));
         }
-        let codes = backup_codes::generate()?;
-        let hashes: Vec<[u8; 32]> = codes
-            .iter()
-            .map(|c| backup_codes::hash(&self.secret_key, c))
-            .collect();
-        tx.backup_codes_replace(who.user_id, &hashes, now).await?;
+        let codes = self.replace_backup_codes(&mut tx, who.user_id, now).await?;
         let ev = audit::event(
             who.tenant_id,
             meta,
@@ -205,6 +200,23 @@ impl MfaService {
         );
         tx.append_audit(&ev).await?;
         tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// Stores a new set of backup codes (hashed) in place of the old one, inside `tx`;
+    /// returns the codes, to be shown once.
+    async fn replace_backup_codes(
+        &self,
+        tx: &mut Box<dyn TenantTx>,
+        user: UserId,
+        now: Millis,
+    ) -> Result<Vec<String>> {
+        let codes = backup_codes::generate()?;
+        let hashes: Vec<[u8; 32]> = codes
+            .iter()
+            .map(|c| backup_codes::hash(&self.secret_key, c))
+            .collect();
+        tx.backup_codes_replace(user, &hashes, now).await?;
         Ok(codes)
     }
 
@@ -302,12 +314,8 @@ impl MfaService {
         {
             return Err(CoreError::Forbidden("code: wrong or already used".into()));
         }
-        let codes = backup_codes::generate()?;
-        let hashes: Vec<[u8; 32]> = codes
-            .iter()
-            .map(|c| backup_codes::hash(&self.secret_key, c))
-            .collect();
-        tx.backup_codes_replace(who.user_id, &hashes, now_millis())
+        let codes = self
+            .replace_backup_codes(&mut tx, who.user_id, now_millis())
             .await?;
         let ev = audit::event(
             who.tenant_id,
@@ -383,7 +391,7 @@ impl MfaService {
                 _ => "bad_backup_code",
             };
             self.accounts
-                .note_failure(tenant, user.id, reason, meta)
+                .record_failure(tenant, user.id, reason, meta)
                 .await?;
             return Err(CoreError::InvalidSecondFactor);
         }

@@ -15,21 +15,46 @@ use crate::audit::{self, Action};
 use crate::clock::{Millis, now_millis};
 use crate::crypto::{random_token, sha256};
 use crate::email::normalize_email;
-use crate::ids::TenantId;
-use crate::mail::{self, Mailer};
-use crate::model::{HashAlgorithm, RequestMeta};
+use crate::ids::{TenantId, UserId};
+use crate::mail::{self, Mail, Mailer};
+use crate::model::{HashAlgorithm, RequestMeta, User};
 use crate::sessions::user_resource;
-use crate::store::Store;
+use crate::store::{Store, TenantTx};
 use crate::{CoreError, Result};
 
 /// How long a reset token lives.
 pub const RESET_TTL_MS: Millis = 30 * 60 * 1000;
-const PURPOSE: &str = "password_reset";
 /// How long a verification code lives.
 pub const VERIFY_TTL_MS: Millis = 24 * 60 * 60 * 1000;
-const VERIFY: &str = "email_verification";
 
-/// Password reset flows.
+/// One kind of mailed code: what it is stored as, how long it lives, how its issue is
+/// audited and which mail carries it.
+struct CodeKind {
+    purpose: &'static str,
+    ttl_ms: Millis,
+    issued: Action,
+    mail: fn(&str, &str, i64) -> Mail,
+    /// Log line when delivery fails.
+    undelivered: &'static str,
+}
+
+const RESET: CodeKind = CodeKind {
+    purpose: "password_reset",
+    ttl_ms: RESET_TTL_MS,
+    issued: Action::PasswordResetRequest,
+    mail: mail::password_reset,
+    undelivered: "password reset mail not delivered",
+};
+
+const VERIFICATION: CodeKind = CodeKind {
+    purpose: "email_verification",
+    ttl_ms: VERIFY_TTL_MS,
+    issued: Action::EmailVerificationSent,
+    mail: mail::email_verification,
+    undelivered: "verification mail not delivered",
+};
+
+/// Password reset and e-mail verification flows.
 #[derive(Clone)]
 pub struct RecoveryService {
     store: Arc<dyn Store>,
@@ -46,6 +71,70 @@ impl RecoveryService {
         }
     }
 
+    /// Stores a fresh code of `kind` for `user` (killing the previous one) and audits
+    /// it, inside `tx`; returns the mail to send once `tx` is committed.
+    async fn issue(
+        &self,
+        tx: &mut Box<dyn TenantTx>,
+        kind: &CodeKind,
+        user: &User,
+        actor: Option<UserId>,
+        meta: &RequestMeta,
+    ) -> Result<Mail> {
+        let now = now_millis();
+        let token = SecretString::from(random_token()?);
+        tx.email_token_replace(
+            user.id,
+            kind.purpose,
+            &sha256(token.expose_secret().as_bytes()),
+            now + kind.ttl_ms,
+            now,
+        )
+        .await?;
+        let ev = audit::event(
+            user.tenant_id,
+            meta,
+            actor,
+            kind.issued,
+            user_resource(user.id),
+            true,
+            json!({"expires_at": now + kind.ttl_ms}),
+        );
+        tx.append_audit(&ev).await?;
+        Ok((kind.mail)(
+            &user.email,
+            token.expose_secret(),
+            kind.ttl_ms / 60_000,
+        ))
+    }
+
+    /// Sends in the background: the answer must not wait for (or reveal by its timing)
+    /// a delivery.
+    fn send_later(&self, kind: &CodeKind, message: Mail) {
+        let mailer = self.mailer.clone();
+        let undelivered = kind.undelivered;
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(&message).await {
+                tracing::warn!(error = %e, "{undelivered}");
+            }
+        });
+    }
+
+    /// Consumes a live code of `kind` inside `tx`; returns its user.
+    async fn take(
+        tx: &mut Box<dyn TenantTx>,
+        kind: &CodeKind,
+        token: &SecretString,
+    ) -> Result<UserId> {
+        tx.email_token_take(
+            kind.purpose,
+            &sha256(token.expose_secret().as_bytes()),
+            now_millis(),
+        )
+        .await?
+        .ok_or_else(invalid_code)
+    }
+
     /// Starts a reset for `email` if it has an account. Answers the same either way.
     pub async fn request_reset(
         &self,
@@ -54,7 +143,6 @@ impl RecoveryService {
         meta: &RequestMeta,
     ) -> Result<()> {
         let email = normalize_email(email)?;
-        let now = now_millis();
         let mut tx = self.store.write(tenant).await?;
         let Some(user) = tx.user_by_email(&email).await? else {
             let ev = audit::event(
@@ -69,35 +157,9 @@ impl RecoveryService {
             tx.append_audit(&ev).await?;
             return tx.commit().await;
         };
-        let token = SecretString::from(random_token()?);
-        tx.email_token_replace(
-            user.id,
-            PURPOSE,
-            &sha256(token.expose_secret().as_bytes()),
-            now + RESET_TTL_MS,
-            now,
-        )
-        .await?;
-        let ev = audit::event(
-            tenant,
-            meta,
-            None,
-            Action::PasswordResetRequest,
-            user_resource(user.id),
-            true,
-            json!({"expires_at": now + RESET_TTL_MS}),
-        );
-        tx.append_audit(&ev).await?;
+        let message = self.issue(&mut tx, &RESET, &user, None, meta).await?;
         tx.commit().await?;
-        let message =
-            mail::password_reset(&user.email, token.expose_secret(), RESET_TTL_MS / 60_000);
-        let mailer = self.mailer.clone();
-        // After the answer: delivery time must not reveal that the account exists.
-        tokio::spawn(async move {
-            if let Err(e) = mailer.send(&message).await {
-                tracing::warn!(error = %e, "password reset mail not delivered");
-            }
-        });
+        self.send_later(&RESET, message);
         Ok(())
     }
 
@@ -105,39 +167,15 @@ impl RecoveryService {
     pub async fn start_verification(
         &self,
         tenant: TenantId,
-        user: &crate::model::User,
+        user: &User,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let now = now_millis();
-        let token = SecretString::from(random_token()?);
         let mut tx = self.store.write(tenant).await?;
-        tx.email_token_replace(
-            user.id,
-            VERIFY,
-            &sha256(token.expose_secret().as_bytes()),
-            now + VERIFY_TTL_MS,
-            now,
-        )
-        .await?;
-        let ev = audit::event(
-            tenant,
-            meta,
-            Some(user.id),
-            Action::EmailVerificationSent,
-            user_resource(user.id),
-            true,
-            json!({"expires_at": now + VERIFY_TTL_MS}),
-        );
-        tx.append_audit(&ev).await?;
+        let message = self
+            .issue(&mut tx, &VERIFICATION, user, Some(user.id), meta)
+            .await?;
         tx.commit().await?;
-        let message =
-            mail::email_verification(&user.email, token.expose_secret(), VERIFY_TTL_MS / 60_000);
-        let mailer = self.mailer.clone();
-        tokio::spawn(async move {
-            if let Err(e) = mailer.send(&message).await {
-                tracing::warn!(error = %e, "verification mail not delivered");
-            }
-        });
+        self.send_later(&VERIFICATION, message);
         Ok(())
     }
 
@@ -169,13 +207,9 @@ impl RecoveryService {
         token: &SecretString,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let now = now_millis();
         let mut tx = self.store.write(tenant).await?;
-        let user = tx
-            .email_token_take(VERIFY, &sha256(token.expose_secret().as_bytes()), now)
-            .await?
-            .ok_or_else(|| CoreError::Invalid("token: invalid, used or expired".into()))?;
-        tx.mark_email_verified(user, now).await?;
+        let user = Self::take(&mut tx, &VERIFICATION, token).await?;
+        tx.mark_email_verified(user, now_millis()).await?;
         let ev = audit::event(
             tenant,
             meta,
@@ -197,17 +231,12 @@ impl RecoveryService {
         new_password: &SecretString,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let invalid = || CoreError::Invalid("token: invalid, used or expired".into());
         let now = now_millis();
         let mut tx = self.store.write(tenant).await?;
-        let user_id = tx
-            .email_token_take(PURPOSE, &sha256(token.expose_secret().as_bytes()), now)
-            .await?
-            .ok_or_else(invalid)?;
-        let user = tx.user_by_id(user_id).await?.ok_or_else(invalid)?;
+        let user_id = Self::take(&mut tx, &RESET, token).await?;
+        let user = tx.user_by_id(user_id).await?.ok_or_else(invalid_code)?;
         // A refused password leaves the token unused: the transaction is not committed.
-        self.accounts
-            .check_new_password(&user.email, new_password)?;
+        self.accounts.check_password(&user.email, new_password)?;
         let hash = self.accounts.hash_password(new_password).await?;
         tx.update_password(user.id, &hash, HashAlgorithm::Argon2id, now)
             .await?;
@@ -225,4 +254,8 @@ impl RecoveryService {
         tx.append_audit(&ev).await?;
         tx.commit().await
     }
+}
+
+fn invalid_code() -> CoreError {
+    CoreError::Invalid("token: invalid, used or expired".into())
 }

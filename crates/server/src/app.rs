@@ -75,27 +75,18 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// The field-encryption key ring: the configured keys, or in development without any,
 /// one derived from `secret_key` (so enrollments survive restarts), or a random one.
 fn key_ring(cfg: &Config, secret_key: &[u8]) -> anyhow::Result<KeyRing> {
-    let pairs = cfg.encryption.pairs().map_err(anyhow::Error::msg)?;
-    if pairs.is_empty() {
-        let derived =
-            aegis_core::crypto::hmac_sha256(secret_key, b"aegis field encryption (development)");
-        if cfg.secret_key.is_none() {
-            tracing::warn!(
-                "no encryption.keys and no secret_key: TOTP enrollments will not survive a restart; run `aegis secrets generate`"
-            );
-        }
-        let encoded = aegis_core::crypto::b64url(&derived);
-        return Ok(KeyRing::new([("dev", encoded.as_str())], "dev")?);
+    if let Some(ring) = cfg.encryption.key_ring().map_err(anyhow::Error::msg)? {
+        return Ok(ring);
     }
-    let active = cfg
-        .encryption
-        .active_key
-        .clone()
-        .unwrap_or_else(|| pairs[0].0.clone());
-    Ok(KeyRing::new(
-        pairs.iter().map(|(id, k)| (id.as_str(), k.0.as_str())),
-        &active,
-    )?)
+    let derived =
+        aegis_core::crypto::hmac_sha256(secret_key, b"aegis field encryption (development)");
+    if cfg.secret_key.is_none() {
+        tracing::warn!(
+            "no encryption.keys and no secret_key: TOTP enrollments will not survive a restart; run `aegis secrets generate`"
+        );
+    }
+    let encoded = aegis_core::crypto::b64url(&derived);
+    Ok(KeyRing::new([("dev", encoded.as_str())], "dev")?)
 }
 
 /// SMTP when configured, else the development mail folder.

@@ -179,6 +179,22 @@ impl EncryptionConfig {
         }
         Ok(out)
     }
+
+    /// The configured key ring (`None` when no key is configured), or a line explaining
+    /// what is wrong with the keys.
+    pub fn key_ring(&self) -> Result<Option<aegis_core::fieldcrypt::KeyRing>, String> {
+        let pairs = self.pairs()?;
+        let Some((first, _)) = pairs.first() else {
+            return Ok(None);
+        };
+        let active = self.active_key.as_deref().unwrap_or(first);
+        aegis_core::fieldcrypt::KeyRing::new(
+            pairs.iter().map(|(id, k)| (id.as_str(), k.0.as_str())),
+            active,
+        )
+        .map(Some)
+        .map_err(|e| format!("encryption: {e}"))
+    }
 }
 
 /// Outgoing mail.
@@ -511,23 +527,8 @@ impl Config {
             p.push("redis_url: must start with redis:// or rediss://".into());
         }
         p.extend(self.rate_limit.problems());
-        match self.encryption.pairs() {
-            Err(e) => p.push(e),
-            Ok(pairs) if !pairs.is_empty() => {
-                let active = self
-                    .encryption
-                    .active_key
-                    .clone()
-                    .unwrap_or_else(|| pairs[0].0.clone());
-                let ring = aegis_core::fieldcrypt::KeyRing::new(
-                    pairs.iter().map(|(id, k)| (id.as_str(), k.0.as_str())),
-                    &active,
-                );
-                if let Err(e) = ring {
-                    p.push(format!("encryption: {e}"));
-                }
-            }
-            Ok(_) => {}
+        if let Err(e) = self.encryption.key_ring() {
+            p.push(e);
         }
         for o in &self.cors.allowed_origins {
             if o != "*" && !is_origin(o) {

@@ -51,6 +51,27 @@ macro_rules! both_backends {
     };
 }
 
+/// Evaluates `$body` with `$pool` bound to a fresh pool of `$db`'s owner, on whichever
+/// backend it is, then closes the pool. A macro because the two pool types differ.
+macro_rules! as_owner {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db.kind {
+            Db::Sqlite => {
+                let $pool = sqlx::SqlitePool::connect(&$db.owner_url).await.expect("db");
+                let value = $body;
+                $pool.close().await;
+                value
+            }
+            Db::Postgres => {
+                let $pool = sqlx::PgPool::connect(&$db.owner_url).await.expect("db");
+                let value = $body;
+                $pool.close().await;
+                value
+            }
+        }
+    };
+}
+
 /// A fresh database for one test.
 pub struct TestDb {
     pub kind: Db,
@@ -123,104 +144,36 @@ impl TestDb {
 
     /// Runs a scalar query as the owner (sees every tenant's rows).
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
-        match self.kind {
-            Db::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.owner_url)
-                    .await
-                    .expect("db");
-                let v: i64 = sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-                    .fetch_one(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-                v
-            }
-            Db::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.owner_url).await.expect("db");
-                let v: i64 = sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-                    .fetch_one(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-                v
-            }
-        }
+        as_owner!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
+            .fetch_one(&pool)
+            .await
+            .expect(sql))
     }
 
     /// Runs a query returning one text column as the owner.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
-        match self.kind {
-            Db::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.owner_url)
-                    .await
-                    .expect("db");
-                let v = sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-                    .fetch_all(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-                v
-            }
-            Db::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.owner_url).await.expect("db");
-                let v = sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-                    .fetch_all(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-                v
-            }
-        }
+        as_owner!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
+            .fetch_all(&pool)
+            .await
+            .expect(sql))
     }
 
     /// Runs a query returning one bytes column as the owner.
     pub async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
-        match self.kind {
-            Db::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.owner_url)
-                    .await
-                    .expect("db");
-                let v = sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-                    .fetch_all(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-                v
-            }
-            Db::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.owner_url).await.expect("db");
-                let v = sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-                    .fetch_all(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-                v
-            }
-        }
+        as_owner!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
+            .fetch_all(&pool)
+            .await
+            .expect(sql))
     }
 
     /// Runs a statement as the owner (test set-up and tampering).
     pub async fn execute(&self, sql: &str) {
-        match self.kind {
-            Db::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.owner_url)
-                    .await
-                    .expect("db");
-                sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
-                    .execute(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-            }
-            Db::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.owner_url).await.expect("db");
-                sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
-                    .execute(&pool)
-                    .await
-                    .expect(sql);
-                pool.close().await;
-            }
-        }
+        as_owner!(self, pool => {
+            sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                .execute(&pool)
+                .await
+                .expect(sql);
+        })
     }
 
     /// Environment for an `aegis` process using this database.
