@@ -35,6 +35,12 @@ pub enum Action {
     TenantEmailPolicy,
     EmailVerificationSent,
     EmailVerified,
+    OidcStart,
+    OidcFailure,
+    OidcLink,
+    OidcProviderCreate,
+    OidcProviderUpdate,
+    OidcProviderDelete,
 }
 
 impl Action {
@@ -66,13 +72,20 @@ impl Action {
             Action::TenantEmailPolicy => "tenant.email_policy",
             Action::EmailVerificationSent => "email.verification_sent",
             Action::EmailVerified => "email.verified",
+            Action::OidcStart => "oidc.start",
+            Action::OidcFailure => "oidc.failure",
+            Action::OidcLink => "oidc.link",
+            Action::OidcProviderCreate => "oidc.provider.create",
+            Action::OidcProviderUpdate => "oidc.provider.update",
+            Action::OidcProviderDelete => "oidc.provider.delete",
         }
     }
 
     /// A coarse risk score (0..=100) for alerting.
     fn risk(self) -> i32 {
         match self {
-            Action::LoginFailure | Action::RateLimited => 40,
+            Action::LoginFailure | Action::RateLimited | Action::OidcFailure => 40,
+            Action::OidcLink | Action::OidcProviderUpdate | Action::OidcProviderDelete => 50,
             Action::UserLocked => 70,
             Action::PasswordChange | Action::TenantDisable | Action::MfaDisable => 50,
             Action::MfaBackupCodeUsed | Action::MfaBackupCodesRegenerate => 30,

@@ -31,6 +31,9 @@ pub enum CoreError {
     /// The server is saturated (e.g. password hashing queue full).
     #[error("server busy, retry later")]
     Busy { retry_after_secs: u64 },
+    /// A sign-in with an upstream OpenID Connect provider failed.
+    #[error("{0}")]
+    Oidc(crate::oidc::OidcFailure),
     /// Storage failure. The text is for logs only, never for clients.
     #[error("storage error: {0}")]
     Storage(String),

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod mail;
 pub mod mfa;
 pub mod model;
+pub mod oidc;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;

@@ -171,6 +171,40 @@ pub struct Session {
     pub last_seen_at: Millis,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How the session was authenticated.
+    pub auth_method: AuthMethod,
+    /// Roles granted for this session only, on top of the user's own role: those an
+    /// identity provider's claims mapped to at sign-in (re-evaluated at every sign-in).
+    pub extra_roles: Vec<String>,
+}
+
+/// How a session was authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// E-mail and password (and a second factor when the user has one).
+    Password,
+    /// An upstream OpenID Connect provider.
+    Oidc,
+}
+
+impl AuthMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::Oidc => "oidc",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        match s {
+            "password" => Some(AuthMethod::Password),
+            "oidc" => Some(AuthMethod::Oidc),
+            _ => None,
+        }
+    }
 }
 
 /// What a client may see of a session.
@@ -191,15 +225,17 @@ pub struct Identity {
     pub user_id: UserId,
     pub tenant_id: TenantId,
     pub email: String,
-    pub roles: Vec<&'static str>,
+    /// The user's own role, then the session's extra roles, without duplicates.
+    pub roles: Vec<String>,
     pub session_id: SessionId,
     pub session_expires_at: Millis,
+    pub auth_method: AuthMethod,
 }
 
 impl Identity {
     /// Whether the identity holds the tenant `admin` role.
     pub fn is_admin(&self) -> bool {
-        self.roles.contains(&Role::Admin.as_str())
+        self.roles.iter().any(|r| r == Role::Admin.as_str())
     }
 }
 

@@ -8,7 +8,7 @@ use crate::audit::{self, Action};
 use crate::clock::{Millis, now_millis};
 use crate::crypto::{random_token, sha256};
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::model::{Identity, RequestMeta, Session, SessionView, User};
+use crate::model::{AuthMethod, Identity, RequestMeta, Session, SessionView, User};
 use crate::store::{Store, TenantTx};
 use crate::{CoreError, Result};
 
@@ -50,8 +50,21 @@ pub struct NewSession {
     pub token: SecretString,
 }
 
-/// Creates a session record for `user` (caller inserts it in its transaction).
+/// Creates a password-login session record for `user` (caller inserts it in its
+/// transaction).
 pub fn new_session(policy: &SessionPolicy, user: &User, meta: &RequestMeta) -> Result<NewSession> {
+    new_session_with(policy, user, meta, AuthMethod::Password, Vec::new())
+}
+
+/// Creates a session record authenticated by `method`, carrying `extra_roles` on top of
+/// the user's own role.
+pub fn new_session_with(
+    policy: &SessionPolicy,
+    user: &User,
+    meta: &RequestMeta,
+    auth_method: AuthMethod,
+    extra_roles: Vec<String>,
+) -> Result<NewSession> {
     let token = random_token()?;
     let now = now_millis();
     let session = Session {
@@ -67,6 +80,8 @@ pub fn new_session(policy: &SessionPolicy, user: &User, meta: &RequestMeta) -> R
             .user_agent
             .as_ref()
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+        auth_method,
+        extra_roles,
     };
     Ok(NewSession {
         session,
@@ -117,13 +132,20 @@ impl SessionService {
             tx.touch_session(session.id, now).await?;
             tx.commit().await?;
         }
+        let mut roles = vec![user.role.as_str().to_string()];
+        for extra in session.extra_roles {
+            if !roles.contains(&extra) {
+                roles.push(extra);
+            }
+        }
         Ok(Identity {
             user_id: user.id,
             tenant_id: tenant,
-            email: user.email.clone(),
-            roles: vec![user.role.as_str()],
+            email: user.email,
+            roles,
             session_id: session.id,
             session_expires_at: session.expires_at,
+            auth_method: session.auth_method,
         })
     }
 
@@ -199,8 +221,8 @@ impl SessionService {
         Ok(n)
     }
 
-    /// Deletes expired and idle sessions (and expired MFA login challenges) of one
-    /// tenant.
+    /// Deletes expired and idle sessions (and expired MFA login challenges and
+    /// provider sign-in flows) of one tenant.
     pub async fn purge(&self, tenant: TenantId) -> Result<u64> {
         let now = now_millis();
         let mut tx = self.store.write(tenant).await?;
@@ -209,6 +231,8 @@ impl SessionService {
             .await?;
         // Expired second-step login challenges go with them.
         let n = n + tx.mfa_challenge_purge(now).await?;
+        // And sign-ins with a provider that were started but never completed.
+        let n = n + tx.oidc_state_purge(now).await?;
         tx.commit().await?;
         Ok(n)
     }

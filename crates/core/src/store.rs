@@ -11,6 +11,7 @@ use crate::model::{
     AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, MfaPolicy, Session,
     Tenant, TotpRecord, User,
 };
+use crate::oidc::{OidcLink, OidcLoginState, OidcProvider};
 
 /// The entry point of a storage backend.
 #[async_trait]
@@ -144,4 +145,50 @@ pub trait TenantTx: Send {
         token_hash: &[u8],
         now: Millis,
     ) -> Result<Option<UserId>>;
+
+    /// The tenant's upstream OpenID Connect provider of this name.
+    async fn oidc_provider_by_name(&mut self, name: &str) -> Result<Option<OidcProvider>>;
+    /// Every provider of the tenant, by name.
+    async fn oidc_provider_list(&mut self) -> Result<Vec<OidcProvider>>;
+    /// Conflict when the name is taken.
+    async fn oidc_provider_insert(&mut self, provider: &OidcProvider) -> Result<()>;
+    /// Replaces settings, secrets and `updated_at` of the provider with this id; false
+    /// if it does not exist.
+    async fn oidc_provider_update(&mut self, provider: &OidcProvider) -> Result<bool>;
+    /// Deletes a provider with its links and pending sign-ins; false if none.
+    async fn oidc_provider_delete(&mut self, name: &str) -> Result<bool>;
+
+    async fn oidc_state_insert(&mut self, state: &OidcLoginState) -> Result<()>;
+    /// Removes and returns the pending sign-in with this state hash, expired or not
+    /// (single use: a second call finds nothing).
+    async fn oidc_state_take(&mut self, state_hash: &[u8]) -> Result<Option<OidcLoginState>>;
+    /// Deletes pending sign-ins that expired before `now`.
+    async fn oidc_state_purge(&mut self, now: Millis) -> Result<u64>;
+
+    async fn oidc_link_by_subject(
+        &mut self,
+        provider_id: uuid::Uuid,
+        subject: &str,
+    ) -> Result<Option<OidcLink>>;
+    /// Conflict when `(provider, subject)` is already linked.
+    async fn oidc_link_insert(&mut self, link: &OidcLink) -> Result<()>;
+    /// Records a sign-in through the link; a `Some` refresh token replaces the stored
+    /// one, `None` keeps it.
+    async fn oidc_link_login(
+        &mut self,
+        id: uuid::Uuid,
+        now: Millis,
+        refresh_token_enc: Option<&str>,
+    ) -> Result<()>;
+    /// A user's links, oldest first.
+    async fn oidc_links_for_user(&mut self, user: UserId) -> Result<Vec<OidcLink>>;
+    /// Every stored refresh token of the tenant: (link id, ciphertext), for key rotation.
+    async fn oidc_refresh_tokens(&mut self) -> Result<Vec<(uuid::Uuid, String)>>;
+    /// Replaces refresh token `old` by `new` (re-encryption); false if it changed meanwhile.
+    async fn oidc_refresh_token_rewrite(
+        &mut self,
+        id: uuid::Uuid,
+        old: &str,
+        new: &str,
+    ) -> Result<bool>;
 }

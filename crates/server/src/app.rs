@@ -7,6 +7,7 @@ use std::time::Duration;
 use aegis_core::accounts::{AccountService, LockoutPolicy};
 use aegis_core::fieldcrypt::KeyRing;
 use aegis_core::mfa::MfaService;
+use aegis_core::oidc::{OidcConfig, OidcService};
 use aegis_core::password::{PasswordHasher, PasswordPolicy};
 use aegis_core::recovery::RecoveryService;
 use aegis_core::sessions::{SessionPolicy, SessionService};
@@ -18,6 +19,7 @@ use anyhow::{Context, bail};
 use crate::config::{Config, Mode, parse_cidr};
 use crate::http::cookie::CookieSettings;
 use crate::http::state::{AppState, TenantCache};
+use crate::oidc::HttpIdpClient;
 use crate::ratelimit::RateLimiter;
 
 fn secs_ms(secs: u64) -> i64 {
@@ -109,6 +111,29 @@ fn mailer(cfg: &Config) -> anyhow::Result<Arc<dyn aegis_core::mail::Mailer>> {
     })
 }
 
+/// Sign-in with upstream providers, calling them through the HTTP client.
+fn oidc_service(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    accounts: AccountService,
+) -> anyhow::Result<OidcService> {
+    let development = cfg.mode == Mode::Development;
+    let client = HttpIdpClient::new(&cfg.oidc, development).map_err(anyhow::Error::msg)?;
+    Ok(OidcService::new(
+        store,
+        keys,
+        Arc::new(client),
+        accounts,
+        OidcConfig {
+            allow_http: development,
+            state_ttl_ms: secs_ms(cfg.oidc.state_ttl_secs),
+            clock_skew_secs: cfg.oidc.clock_skew_secs,
+            return_to_origins: cfg.oidc.return_to_origins.clone(),
+        },
+    ))
+}
+
 /// Builds the application state.
 pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let store = open_store(&cfg).await?;
@@ -152,6 +177,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         accounts.clone(),
     );
     let recovery = RecoveryService::new(store.clone(), accounts.clone(), mailer(&cfg)?);
+    let oidc = oidc_service(&cfg, store.clone(), keys.clone(), accounts.clone())?;
     let tenants = TenantService::new(store.clone());
     let default_tenant = tenants.ensure_default().await?;
     let trusted_proxies = cfg
@@ -181,6 +207,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         accounts,
         mfa,
         recovery,
+        oidc,
         keys,
         tenants,
         default_tenant,

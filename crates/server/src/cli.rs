@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage a tenant's OpenID Connect providers.
+    Oidc {
+        #[command(subcommand)]
+        command: crate::oidc::cli::OidcCommand,
+    },
     /// Manage field-encryption keys.
     Keys {
         #[command(subcommand)]
@@ -81,7 +86,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Re-encrypt every stored secret (TOTP secrets) with the active key of
+    /// Re-encrypt every stored secret (TOTP secrets, provider client secrets and keys,
+    /// provider refresh tokens) with the active key of
     /// encryption.keys; older keys must stay configured until this has run.
     Rotate,
 }
@@ -319,6 +325,7 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Tenant { command } => tenant(command, cfg).await,
         Command::User { command } => user(command, cfg).await,
+        Command::Oidc { command } => crate::oidc::cli::run(command, cfg).await,
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate_keys(cfg).await,
@@ -331,7 +338,8 @@ async fn rotate_keys(cfg: Config) -> anyhow::Result<()> {
     let state = crate::app::build_state(cfg).await?;
     let mut total = 0;
     for t in state.tenants.list().await? {
-        let n = aegis_core::mfa::rotate_keys(state.store.as_ref(), &state.keys, t.id).await?;
+        let n = aegis_core::mfa::rotate_keys(state.store.as_ref(), &state.keys, t.id).await?
+            + aegis_core::oidc::rotate_keys(state.store.as_ref(), &state.keys, t.id).await?;
         if n > 0 {
             println!("tenant {}: re-encrypted {n} secrets", t.slug);
         }

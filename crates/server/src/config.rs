@@ -311,6 +311,11 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     pub mfa: MfaConfig,
     pub mail: MailConfig,
+    /// The URL browsers reach Aegis at (`https://auth.example.com`, or with a path
+    /// prefix); provider callbacks are built from it. Development falls back to the
+    /// request's Host.
+    pub public_url: Option<String>,
+    pub oidc: crate::oidc::OidcSection,
 }
 
 impl Default for Config {
@@ -339,6 +344,8 @@ impl Default for Config {
             encryption: EncryptionConfig::default(),
             mfa: MfaConfig::default(),
             mail: MailConfig::default(),
+            public_url: None,
+            oidc: crate::oidc::OidcSection::default(),
         }
     }
 }
@@ -405,6 +412,15 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("mail.breaker_open_secs", Kind::Int),
     ("metrics.enabled", Kind::Bool),
     ("metrics.allow_from", Kind::List),
+    ("public_url", Kind::Str),
+    ("oidc.return_to_origins", Kind::List),
+    ("oidc.state_ttl_secs", Kind::Int),
+    ("oidc.clock_skew_secs", Kind::Int),
+    ("oidc.http_timeout_secs", Kind::Int),
+    ("oidc.metadata_ttl_secs", Kind::Int),
+    ("oidc.jwks_ttl_secs", Kind::Int),
+    ("oidc.breaker_failures", Kind::Int),
+    ("oidc.breaker_open_secs", Kind::Int),
 ];
 
 /// The environment variable name for a config key.
@@ -537,6 +553,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(u) = &self.public_url
+            && !is_public_url(u)
+        {
+            p.push(format!(
+                "public_url: '{u}' is not a URL like https://auth.example.com (an optional path, no query, no trailing slash)"
+            ));
+        }
+        p.extend(self.oidc.problems(is_origin));
         if self.cors.allow_credentials && self.cors.allowed_origins.iter().any(|o| o == "*") {
             p.push("cors: allowed_origins contains '*' while allow_credentials is true".into());
         }
@@ -629,6 +653,13 @@ impl Config {
         {
             p.push("redis_url: Redis connections must use TLS in production (rediss://)".into());
         }
+        if self
+            .public_url
+            .as_ref()
+            .is_some_and(|u| !u.starts_with("https://"))
+        {
+            p.push("public_url: must be https:// in production".into());
+        }
         if self.debug {
             p.push("debug: must be false in production".into());
         }
@@ -681,6 +712,17 @@ fn is_origin(o: &str) -> bool {
             && (u.path() == "/" || u.path().is_empty())
             && u.query().is_none()
             && !o.ends_with('/')
+    })
+}
+
+fn is_public_url(u: &str) -> bool {
+    url::Url::parse(u).ok().is_some_and(|p| {
+        matches!(p.scheme(), "http" | "https")
+            && p.host_str().is_some()
+            && p.query().is_none()
+            && p.fragment().is_none()
+            && p.username().is_empty()
+            && !u.ends_with('/')
     })
 }
 

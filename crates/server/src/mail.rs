@@ -3,14 +3,15 @@
 //! folder whose path the log names.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aegis_core::mail::{Mail, Mailer};
 use aegis_core::{CoreError, Result};
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+pub use crate::breaker::CircuitBreaker;
 
 /// Writes each message to `<dir>/<time>-<uuid>.eml`.
 pub struct FileMailer {
@@ -58,42 +59,6 @@ fn build(from: &str, mail: &Mail) -> Result<Message> {
         .header(ContentType::TEXT_PLAIN)
         .body(mail.text.clone())
         .map_err(|e| CoreError::Internal(format!("mail: {e}")))
-}
-
-/// Fails fast after `threshold` consecutive failures, for `open_for`; then lets one
-/// attempt through to probe whether the relay is back.
-pub struct CircuitBreaker {
-    threshold: u32,
-    open_for: Duration,
-    state: Mutex<(u32, Option<Instant>)>,
-}
-
-impl CircuitBreaker {
-    pub fn new(threshold: u32, open_for: Duration) -> CircuitBreaker {
-        CircuitBreaker {
-            threshold: threshold.max(1),
-            open_for,
-            state: Mutex::new((0, None)),
-        }
-    }
-
-    /// Whether a call may be attempted now.
-    pub fn allow(&self) -> bool {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.1.is_none_or(|until| Instant::now() >= until)
-    }
-
-    pub fn record(&self, ok: bool) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if ok {
-            *state = (0, None);
-        } else {
-            state.0 += 1;
-            if state.0 >= self.threshold {
-                state.1 = Some(Instant::now() + self.open_for);
-            }
-        }
-    }
 }
 
 /// SMTP delivery with a timeout per message and a circuit breaker.
@@ -148,24 +113,5 @@ impl Mailer for SmtpMailer {
                 Err(CoreError::Internal("smtp: timed out".into()))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn breaker_opens_after_failures_and_closes_after_success() {
-        let b = CircuitBreaker::new(2, Duration::from_millis(50));
-        assert!(b.allow());
-        b.record(false);
-        assert!(b.allow());
-        b.record(false);
-        assert!(!b.allow(), "open after two failures");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(b.allow(), "half-open: one probe");
-        b.record(true);
-        assert!(b.allow());
     }
 }

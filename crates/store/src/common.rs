@@ -10,98 +10,29 @@ macro_rules! sql {
 pub(crate) use sql;
 
 /// Implements row decoding, the tenant registry queries and `TenantTx` for one backend.
-/// `$tx` must have fields `tx: sqlx::Transaction<'static, $db>` and `tenant: TenantId`.
+/// `$tx` must have fields `tx: sqlx::Transaction<'static, $db>` and `tenant: TenantId`;
+/// `$db` must be a path that resolves from any module (`sqlx::Sqlite`), because the row
+/// decoders and OIDC queries expand into child modules.
 macro_rules! impl_backend {
     ($store:ident, $tx:ident, $db:ty, $dir:literal) => {
         use aegis_core::clock::Millis;
-        use aegis_core::ids::{AuditId, SessionId, TenantId, UserId};
+        use aegis_core::ids::{SessionId, TenantId, UserId};
         use aegis_core::model::{
-            AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, MfaPolicy, Role,
+            AuditEvent, AuditQuery, BackupCodeRecord, HashAlgorithm, MfaChallenge, MfaPolicy,
             Session, Tenant, TotpRecord, User,
         };
+        use aegis_core::oidc::{OidcLink, OidcLoginState, OidcProvider};
         use aegis_core::store::TenantTx;
         use aegis_core::{CoreError, Result};
         use sqlx::Row;
         use $crate::common::sql;
         use $crate::db_err;
 
-        type DbRow = <$db as sqlx::Database>::Row;
-
-        fn tenant_from_row(r: &DbRow) -> Result<Tenant> {
-            Ok(Tenant {
-                id: TenantId(r.try_get("id").map_err(db_err)?),
-                slug: r.try_get("slug").map_err(db_err)?,
-                name: r.try_get("name").map_err(db_err)?,
-                host: r.try_get("host").map_err(db_err)?,
-                disabled: r.try_get("disabled").map_err(db_err)?,
-                created_at: r.try_get("created_at").map_err(db_err)?,
-                mfa_policy: {
-                    let p: String = r.try_get("mfa_policy").map_err(db_err)?;
-                    MfaPolicy::parse(&p)
-                        .ok_or_else(|| CoreError::Storage(format!("unknown mfa policy {p}")))?
-                },
-                require_verified_email: r.try_get("require_verified_email").map_err(db_err)?,
-            })
-        }
-
-        fn user_from_row(r: &DbRow) -> Result<User> {
-            let alg: String = r.try_get("password_algorithm").map_err(db_err)?;
-            let role: String = r.try_get("role").map_err(db_err)?;
-            Ok(User {
-                id: UserId(r.try_get("id").map_err(db_err)?),
-                tenant_id: TenantId(r.try_get("tenant_id").map_err(db_err)?),
-                email: r.try_get("email").map_err(db_err)?,
-                password_hash: r.try_get("password_hash").map_err(db_err)?,
-                password_algorithm: HashAlgorithm::parse(&alg)
-                    .ok_or_else(|| CoreError::Storage(format!("unknown hash algorithm {alg}")))?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| CoreError::Storage(format!("unknown role {role}")))?,
-                failed_attempts: r.try_get("failed_attempts").map_err(db_err)?,
-                locked_until: r.try_get("locked_until").map_err(db_err)?,
-                last_login_at: r.try_get("last_login_at").map_err(db_err)?,
-                last_login_ip: r.try_get("last_login_ip").map_err(db_err)?,
-                created_at: r.try_get("created_at").map_err(db_err)?,
-                updated_at: r.try_get("updated_at").map_err(db_err)?,
-                email_verified_at: r.try_get("email_verified_at").map_err(db_err)?,
-            })
-        }
-
-        /// Session columns are selected with an `s_` prefix so they can share a row
-        /// with user columns.
-        fn session_from_row(r: &DbRow, tenant: TenantId) -> Result<Session> {
-            Ok(Session {
-                id: SessionId(r.try_get("s_id").map_err(db_err)?),
-                tenant_id: tenant,
-                user_id: UserId(r.try_get("s_user_id").map_err(db_err)?),
-                token_hash: r.try_get("s_token_hash").map_err(db_err)?,
-                created_at: r.try_get("s_created_at").map_err(db_err)?,
-                expires_at: r.try_get("s_expires_at").map_err(db_err)?,
-                last_seen_at: r.try_get("s_last_seen_at").map_err(db_err)?,
-                ip: r.try_get("s_ip").map_err(db_err)?,
-                user_agent: r.try_get("s_user_agent").map_err(db_err)?,
-            })
-        }
-
-        fn audit_from_row(r: &DbRow) -> Result<AuditEvent> {
-            let details: String = r.try_get("details").map_err(db_err)?;
-            let actor: Option<uuid::Uuid> = r.try_get("actor_id").map_err(db_err)?;
-            Ok(AuditEvent {
-                id: AuditId(r.try_get("id").map_err(db_err)?),
-                tenant_id: TenantId(r.try_get("tenant_id").map_err(db_err)?),
-                occurred_at: r.try_get("occurred_at").map_err(db_err)?,
-                request_id: r.try_get("request_id").map_err(db_err)?,
-                actor_id: actor.map(UserId),
-                actor_kind: r.try_get("actor_kind").map_err(db_err)?,
-                action: r.try_get("action").map_err(db_err)?,
-                resource: r.try_get("resource").map_err(db_err)?,
-                outcome: r.try_get("outcome").map_err(db_err)?,
-                ip: r.try_get("ip").map_err(db_err)?,
-                user_agent: r.try_get("user_agent").map_err(db_err)?,
-                details: serde_json::from_str(&details)
-                    .map_err(|e| CoreError::Storage(format!("audit details: {e}")))?,
-                risk_score: r.try_get("risk_score").map_err(db_err)?,
-            })
-        }
+        $crate::rows::impl_rows!($db);
+        use rows::{
+            audit_from_row, extra_roles_column, session_from_row, tenant_from_row, user_from_row,
+        };
+        $crate::oidc::impl_oidc!($tx, $db, $dir);
 
         impl $store {
             async fn registry_one(&self, query: &'static str, key: &str) -> Result<Option<Tenant>> {
@@ -347,6 +278,8 @@ macro_rules! impl_backend {
                     .bind(s.last_seen_at)
                     .bind(s.ip.clone())
                     .bind(s.user_agent.clone())
+                    .bind(s.auth_method.as_str())
+                    .bind(extra_roles_column(&s.extra_roles)?)
                     .execute(&mut *self.tx)
                     .await
                     .map_err(db_err)?;
@@ -739,6 +672,76 @@ macro_rules! impl_backend {
                     .await
                     .map_err(db_err)?;
                 Ok(r.rows_affected())
+            }
+
+            async fn oidc_provider_by_name(&mut self, name: &str) -> Result<Option<OidcProvider>> {
+                self.oidc().provider_by_name(name).await
+            }
+
+            async fn oidc_provider_list(&mut self) -> Result<Vec<OidcProvider>> {
+                self.oidc().provider_list().await
+            }
+
+            async fn oidc_provider_insert(&mut self, provider: &OidcProvider) -> Result<()> {
+                self.oidc().provider_insert(provider).await
+            }
+
+            async fn oidc_provider_update(&mut self, provider: &OidcProvider) -> Result<bool> {
+                self.oidc().provider_update(provider).await
+            }
+
+            async fn oidc_provider_delete(&mut self, name: &str) -> Result<bool> {
+                self.oidc().provider_delete(name).await
+            }
+
+            async fn oidc_state_insert(&mut self, state: &OidcLoginState) -> Result<()> {
+                self.oidc().state_insert(state).await
+            }
+
+            async fn oidc_state_take(&mut self, hash: &[u8]) -> Result<Option<OidcLoginState>> {
+                self.oidc().state_take(hash).await
+            }
+
+            async fn oidc_state_purge(&mut self, now: Millis) -> Result<u64> {
+                self.oidc().state_purge(now).await
+            }
+
+            async fn oidc_link_by_subject(
+                &mut self,
+                provider_id: uuid::Uuid,
+                subject: &str,
+            ) -> Result<Option<OidcLink>> {
+                self.oidc().link_by_subject(provider_id, subject).await
+            }
+
+            async fn oidc_link_insert(&mut self, link: &OidcLink) -> Result<()> {
+                self.oidc().link_insert(link).await
+            }
+
+            async fn oidc_link_login(
+                &mut self,
+                id: uuid::Uuid,
+                now: Millis,
+                refresh_token_enc: Option<&str>,
+            ) -> Result<()> {
+                self.oidc().link_login(id, now, refresh_token_enc).await
+            }
+
+            async fn oidc_links_for_user(&mut self, user: UserId) -> Result<Vec<OidcLink>> {
+                self.oidc().links_for_user(user).await
+            }
+
+            async fn oidc_refresh_tokens(&mut self) -> Result<Vec<(uuid::Uuid, String)>> {
+                self.oidc().refresh_tokens().await
+            }
+
+            async fn oidc_refresh_token_rewrite(
+                &mut self,
+                id: uuid::Uuid,
+                old: &str,
+                new: &str,
+            ) -> Result<bool> {
+                self.oidc().refresh_token_rewrite(id, old, new).await
             }
         }
     };

@@ -4,7 +4,9 @@
 
 mod common;
 mod migrate;
+mod oidc;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;

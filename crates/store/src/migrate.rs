@@ -26,6 +26,11 @@ pub const MIGRATIONS_SQLITE: &[Migration] = &[
         "email_verification",
         include_str!("../migrations/sqlite/0005_email_verification.sql"),
     ),
+    (
+        6,
+        "oidc",
+        include_str!("../migrations/sqlite/0006_oidc.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, same numbering as SQLite.
@@ -54,6 +59,11 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = &[
         5,
         "email_verification",
         include_str!("../migrations/postgres/0005_email_verification.sql"),
+    ),
+    (
+        6,
+        "oidc",
+        include_str!("../migrations/postgres/0006_oidc.sql"),
     ),
 ];
 

@@ -145,6 +145,7 @@ pub async fn migrate(owner_url: &str, app_url: &str) -> Result<Vec<String>> {
              GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON mfa_totp, mfa_backup_codes, mfa_challenges TO {role};
              GRANT SELECT, INSERT, DELETE ON email_tokens TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON oidc_providers, oidc_login_states, oidc_identities TO {role};
              GRANT SELECT, INSERT ON audit_events TO {role};
              REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role};"
         );
@@ -158,7 +159,7 @@ pub async fn migrate(owner_url: &str, app_url: &str) -> Result<Vec<String>> {
     Ok(applied)
 }
 
-crate::common::impl_backend!(PgStore, PgTx, Postgres, "postgres");
+crate::common::impl_backend!(PgStore, PgTx, sqlx::Postgres, "postgres");
 
 #[async_trait]
 impl aegis_core::store::Store for PgStore {

@@ -90,7 +90,7 @@ pub async fn migrate(url: &str) -> Result<Vec<String>> {
     Ok(applied)
 }
 
-crate::common::impl_backend!(SqliteStore, SqliteTx, Sqlite, "sqlite");
+crate::common::impl_backend!(SqliteStore, SqliteTx, sqlx::Sqlite, "sqlite");
 
 #[async_trait]
 impl aegis_core::store::Store for SqliteStore {

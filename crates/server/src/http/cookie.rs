@@ -60,14 +60,46 @@ impl CookieSettings {
 
     /// The session token from the request's `Cookie` headers, if any.
     pub fn read<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == self.name)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_empty())
+        read_named(headers, self.name)
     }
+
+    /// The name of the cookie that binds one provider sign-in to this browser.
+    pub fn flow_name(&self, suffix: &str) -> String {
+        let prefix = if self.secure { "__Host-" } else { "" };
+        format!("{prefix}aegis_oidc_{suffix}")
+    }
+
+    /// `Set-Cookie` for a sign-in flow cookie. Always `SameSite=Lax`: the provider's
+    /// redirect back is a cross-site navigation, which `Strict` would strip it from.
+    pub fn flow_set(&self, suffix: &str, value: &str, max_age: u64) -> Option<HeaderValue> {
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{}={value}; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite=Lax",
+            self.flow_name(suffix)
+        ))
+        .ok()
+    }
+
+    /// `Set-Cookie` that deletes a sign-in flow cookie.
+    pub fn flow_clear(&self, suffix: &str) -> Option<HeaderValue> {
+        self.flow_set(suffix, "", 0)
+    }
+
+    /// A sign-in flow cookie's value.
+    pub fn flow_read<'a>(&self, headers: &'a HeaderMap, suffix: &str) -> Option<&'a str> {
+        read_named(headers, &self.flow_name(suffix))
+    }
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers, if any.
+fn read_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
 }

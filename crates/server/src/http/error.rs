@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use aegis_core::CoreError;
+use aegis_core::oidc::FailureClass;
 
 /// The error body's code and message, kept as a response extension so the outer
 /// middleware can add the request id.
@@ -29,8 +30,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     Unprocessable(String),
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     Unavailable(String),
+    /// An upstream (an identity provider) answered with something unusable.
+    BadGateway(String),
     Internal(String),
 }
 
@@ -65,6 +70,7 @@ impl ApiError {
                 "too many requests; retry later".into(),
             ),
             Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
+            BadGateway(m) => (StatusCode::BAD_GATEWAY, "bad_gateway", m.clone()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -89,6 +95,18 @@ impl From<CoreError> for ApiError {
             CoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             CoreError::Conflict(m) => ApiError::Conflict(m),
             CoreError::Busy { retry_after_secs } => ApiError::TooManyRequests { retry_after_secs },
+            CoreError::Oidc(f) => {
+                let m = f.message().to_string();
+                match f.class() {
+                    FailureClass::BadRequest => ApiError::BadRequest(m),
+                    FailureClass::Unauthenticated => ApiError::Unauthorized(m),
+                    FailureClass::Forbidden => ApiError::Forbidden(m),
+                    FailureClass::NotFound => ApiError::NotFound(m),
+                    FailureClass::Conflict => ApiError::Conflict(m),
+                    FailureClass::Unavailable => ApiError::Unavailable(m),
+                    FailureClass::BadGateway => ApiError::BadGateway(m),
+                }
+            }
             CoreError::Storage(m) => ApiError::Internal(format!("storage: {m}")),
             CoreError::Internal(m) => ApiError::Internal(m),
         }
@@ -115,6 +133,9 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"aegis\""),
                 );
+            }
+            ApiError::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(&1).to_string()) {

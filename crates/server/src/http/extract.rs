@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use aegis_core::crypto::{b64url, constant_time_eq, hmac_sha256};
 use aegis_core::ids::SessionId;
-use aegis_core::model::{Identity, RequestMeta, Tenant};
+use aegis_core::model::{AuthMethod, Identity, RequestMeta, Tenant};
 
 use super::client_ip::client_ip;
 use super::error::ApiError;
@@ -215,7 +215,10 @@ impl FromRequestParts<AppState> for Authed {
                 ));
             }
         }
-        if tenant.mfa_policy.requires(identity.is_admin())
+        // A provider sign-in is a complete authentication: the provider's own second
+        // factor stands in for ours (as identity brokering in Keycloak does).
+        if identity.auth_method == AuthMethod::Password
+            && tenant.mfa_policy.requires(identity.is_admin())
             && !ENROLLMENT_PATHS.contains(&parts.uri.path())
             && !state.mfa.is_enabled(tenant.id, identity.user_id).await?
         {

@@ -29,6 +29,11 @@ impl MakeRequestId for MakeUuidV7 {
     }
 }
 
+/// The `/t/{slug}` prefix a request was addressed with (absent for host or default
+/// tenant addressing): URLs Aegis hands out for the same tenant keep it.
+#[derive(Clone, Debug)]
+pub struct TenantPrefix(pub String);
+
 /// Splits `/t/{slug}/rest` into `(slug, /rest)`.
 fn split_tenant_prefix(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/t/")?;
@@ -82,6 +87,8 @@ async fn resolve(state: &AppState, req: &mut Request) -> Result<Tenant, ApiError
         *req.uri_mut() = new_uri
             .parse::<Uri>()
             .map_err(|_| ApiError::BadRequest("invalid path".into()))?;
+        req.extensions_mut()
+            .insert(TenantPrefix(format!("/t/{slug}")));
         t
     } else {
         let host = req

@@ -8,6 +8,7 @@ use aegis_core::accounts::AccountService;
 use aegis_core::fieldcrypt::KeyRing;
 use aegis_core::mfa::MfaService;
 use aegis_core::model::Tenant;
+use aegis_core::oidc::OidcService;
 use aegis_core::recovery::RecoveryService;
 use aegis_core::sessions::SessionService;
 use aegis_core::store::Store;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub accounts: AccountService,
     pub mfa: MfaService,
     pub recovery: RecoveryService,
+    /// Sign-in with upstream OpenID Connect providers.
+    pub oidc: OidcService,
     /// Field encryption keys (TOTP secrets).
     pub keys: Arc<KeyRing>,
     pub sessions: SessionService,

@@ -142,6 +142,10 @@ pub fn builtin_rules() -> BTreeMap<String, RuleConfig> {
             rule(LOGIN, KeyKind::Account, 5, 900),
         ),
         (
+            "oidc-ip".into(),
+            rule(&["GET /auth/oidc/*"], KeyKind::Ip, 10, 60),
+        ),
+        (
             "mfa-login-ip".into(),
             rule(&["POST /api/v1/login/mfa"], KeyKind::Ip, 10, 60),
         ),

@@ -21,7 +21,7 @@ async fn login_flood_is_refused_fast(db: Db) {
     )
     .await;
     s.register("", "erin@example.com").await;
-    let client = reqwest::Client::new();
+    let client = crate::harness::http_client().build().unwrap();
     let mut flood = tokio::task::JoinSet::new();
     for _ in 0..30 {
         let client = client.clone();

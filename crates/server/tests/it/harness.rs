@@ -8,6 +8,17 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+/// A reqwest client builder. The TLS crypto provider is installed first, as `main`
+/// does for the server: with rustls built without a default provider, reqwest would
+/// panic building a client.
+pub fn http_client() -> reqwest::ClientBuilder {
+    static TLS: std::sync::Once = std::sync::Once::new();
+    TLS.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// A strong secret used by every test server.
 pub const SECRET: &str = "t3st-Only_kq8Zr1mN0pX4vL7sT2wK9bH6cJ3dF5gY0aE";
 /// A password zxcvbn scores 4.
@@ -342,7 +353,7 @@ impl Server {
             base: format!("http://{addr}"),
             db,
             child,
-            http: reqwest::Client::builder()
+            http: http_client()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
                 .build()

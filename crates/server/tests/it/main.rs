@@ -10,6 +10,7 @@ mod cli;
 mod csrf;
 mod input;
 mod mfa;
+mod oidc;
 mod production;
 mod ratelimit;
 mod recovery;

@@ -398,7 +398,7 @@ async fn instances_share_limits_exactly(db: Db) {
     let bases: Vec<String> = std::iter::once(first.base.clone())
         .chain(servers.iter().map(|s| s.base.clone()))
         .collect();
-    let client = reqwest::Client::new();
+    let client = crate::harness::http_client().build().unwrap();
     // GCRA admits one more request every 1.2 s, so the count is exact only when the
     // 100 requests fit in that time. On a loaded machine a slow round is repeated with
     // a fresh client address (a fresh key), at most three times.

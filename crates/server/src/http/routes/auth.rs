@@ -169,7 +169,11 @@ pub async fn session(
         "user": {"id": who.user_id, "email": who.email},
         "tenant": {"id": tenant.id, "slug": tenant.slug},
         "roles": who.roles,
-        "session": {"id": who.session_id, "expires_at": who.session_expires_at},
+        "session": {
+            "id": who.session_id,
+            "expires_at": who.session_expires_at,
+            "auth_method": who.auth_method,
+        },
     }))
 }
 

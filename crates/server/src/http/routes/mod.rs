@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod mfa;
+pub mod oidc;
 pub mod sessions;
 
 use axum::Router;
@@ -37,6 +38,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/mfa/backup-codes",
             post(mfa::regenerate_backup_codes),
+        )
+        .route("/auth/oidc/{provider}/start", get(oidc::start))
+        .route("/auth/oidc/{provider}/callback", get(oidc::callback))
+        .route("/api/v1/oidc/providers", get(oidc::public_list))
+        .route("/api/v1/admin/oidc/providers", get(oidc::admin_list))
+        .route(
+            "/api/v1/admin/oidc/providers/{name}",
+            put(oidc::admin_put).delete(oidc::admin_delete),
         )
         .route("/api/v1/session", get(auth::session))
         .route("/api/v1/csrf", get(auth::csrf))

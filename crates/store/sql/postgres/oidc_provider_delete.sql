@@ -1,0 +1,1 @@
+DELETE FROM oidc_providers WHERE tenant_id = $1 AND name = $2
