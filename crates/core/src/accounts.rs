@@ -157,22 +157,16 @@ impl AccountService {
         self.check_password(&email, password)?;
         let hash = self.hasher.hash(password).await?;
         let now = now_millis();
-        let user = User {
-            id: UserId::new(),
-            tenant_id: tenant,
+        // An operator vouches for the address; a self-registered one must prove it.
+        let user = User::new_account(
+            tenant,
             email,
-            password_hash: hash,
-            password_algorithm: HashAlgorithm::Argon2id,
+            hash,
+            HashAlgorithm::Argon2id,
             role,
-            failed_attempts: 0,
-            locked_until: None,
-            last_login_at: None,
-            last_login_ip: None,
-            created_at: now,
-            updated_at: now,
-            // An operator vouches for the address; a self-registered one must prove it.
-            email_verified_at: by_operator.then_some(now),
-        };
+            now,
+            by_operator.then_some(now),
+        );
         let mut tx = self.store.write(tenant).await?;
         if tx.user_by_email(&user.email).await?.is_some() {
             return Err(CoreError::Conflict(
@@ -223,22 +217,16 @@ impl AccountService {
                     "row {line}: email: an account with this address already exists"
                 )));
             }
-            let user = User {
-                id: UserId::new(),
-                tenant_id: tenant,
+            // Imported from a system that already knew these addresses.
+            let user = User::new_account(
+                tenant,
                 email,
-                password_hash: row.password_hash.clone(),
-                password_algorithm: algorithm,
-                role: row.role,
-                failed_attempts: 0,
-                locked_until: None,
-                last_login_at: None,
-                last_login_ip: None,
-                created_at: now,
-                updated_at: now,
-                // Imported from a system that already knew these addresses.
-                email_verified_at: Some(now),
-            };
+                row.password_hash.clone(),
+                algorithm,
+                row.role,
+                now,
+                Some(now),
+            );
             tx.insert_user(&user).await?;
             let ev = audit::event(
                 tenant,

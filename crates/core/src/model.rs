@@ -132,6 +132,35 @@ pub struct User {
     pub email_verified_at: Option<Millis>,
 }
 
+impl User {
+    /// A new account with no sign-in history, created at `now`.
+    pub fn new_account(
+        tenant_id: TenantId,
+        email: String,
+        password_hash: String,
+        password_algorithm: HashAlgorithm,
+        role: Role,
+        now: Millis,
+        email_verified_at: Option<Millis>,
+    ) -> User {
+        User {
+            id: UserId::new(),
+            tenant_id,
+            email,
+            password_hash,
+            password_algorithm,
+            role,
+            failed_attempts: 0,
+            locked_until: None,
+            last_login_at: None,
+            last_login_ip: None,
+            created_at: now,
+            updated_at: now,
+            email_verified_at,
+        }
+    }
+}
+
 /// What a client may see of a user.
 #[derive(Clone, Debug, Serialize)]
 pub struct UserView {

@@ -405,7 +405,8 @@ async fn tenant(command: TenantCommand, cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn find_tenant(
+/// The id of the tenant named `slug`, or an error naming it.
+pub(crate) async fn find_tenant(
     state: &crate::http::state::AppState,
     slug: &str,
 ) -> anyhow::Result<aegis_core::ids::TenantId> {

@@ -6,6 +6,7 @@
 //! exchange, userinfo) go through the [`IdpClient`] trait, which the server implements
 //! with timeouts and a circuit breaker.
 
+mod account;
 mod client;
 mod failure;
 pub mod idtoken;

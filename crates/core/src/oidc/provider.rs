@@ -257,8 +257,9 @@ fn url_parts(s: &str) -> Option<(&str, &str)> {
 }
 
 impl ProviderSettings {
-    /// Validates and normalises the settings (adds the `openid` scope, trims the
-    /// issuer's trailing slash). `has_stored_secret` / `has_stored_key` say whether a
+    /// Validates and normalises the settings (adds the `openid` scope). The issuer is
+    /// kept exactly as given: ID tokens and discovery must name it byte for byte, and
+    /// some providers (Auth0) end theirs with a slash. `has_stored_secret` / `has_stored_key` say whether a
     /// replaced provider already holds a secret or key that the input may leave out.
     pub fn validate(
         &mut self,
@@ -266,9 +267,6 @@ impl ProviderSettings {
         has_stored_secret: bool,
         has_stored_key: bool,
     ) -> Result<()> {
-        while self.issuer.ends_with('/') && self.issuer.len() > "https://x/".len() {
-            self.issuer.pop();
-        }
         validate_issuer(&self.issuer, allow_http)?;
         if self.client_id.is_empty() || self.client_id.len() > 255 || !printable(&self.client_id) {
             return Err(invalid("client_id: 1-255 printable characters"));
@@ -411,13 +409,16 @@ mod tests {
     #[test]
     fn defaults_and_normalisation() {
         let mut s = settings(serde_json::json!({
-            "issuer": "https://idp.example.com/",
+            "issuer": "https://idp.example.com/tenant/",
             "client_id": "aegis",
             "client_secret": "s3cret",
             "scopes": ["email"],
         }));
         s.validate(false, false, false).unwrap();
-        assert_eq!(s.issuer, "https://idp.example.com");
+        assert_eq!(
+            s.issuer, "https://idp.example.com/tenant/",
+            "kept byte for byte"
+        );
         assert_eq!(s.scopes, ["openid", "email"]);
         assert!(s.jit_provisioning && s.enabled && !s.link_verified_email);
         assert_eq!(s.client_auth, ClientAuth::ClientSecretBasic);

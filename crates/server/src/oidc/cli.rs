@@ -11,7 +11,6 @@ use clap::Subcommand;
 use secrecy::SecretString;
 
 use crate::config::Config;
-use crate::http::state::AppState;
 
 /// `aegis oidc` subcommands.
 #[derive(Subcommand, Debug)]
@@ -59,15 +58,6 @@ fn read_secret(path: &PathBuf) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(text.trim().to_string()))
 }
 
-async fn tenant_id(state: &AppState, slug: &str) -> anyhow::Result<aegis_core::ids::TenantId> {
-    Ok(state
-        .store
-        .tenant_by_slug(slug)
-        .await?
-        .with_context(|| format!("tenant '{slug}' not found"))?
-        .id)
-}
-
 /// Runs an `aegis oidc` command.
 pub async fn run(command: OidcCommand, cfg: Config) -> anyhow::Result<()> {
     let state = crate::app::build_state(cfg).await?;
@@ -104,7 +94,7 @@ pub async fn run(command: OidcCommand, cfg: Config) -> anyhow::Result<()> {
             if let Some(path) = &private_key_file {
                 settings.private_key_pem = Some(read_secret(path)?);
             }
-            let tenant = tenant_id(&state, &tenant).await?;
+            let tenant = crate::cli::find_tenant(&state, &tenant).await?;
             let (view, created) = state
                 .oidc
                 .set_provider(tenant, ProviderInput { name, settings }, None, &meta)
@@ -113,7 +103,7 @@ pub async fn run(command: OidcCommand, cfg: Config) -> anyhow::Result<()> {
             println!("{verb} provider {} ({})", view.name, view.settings.issuer);
         }
         OidcCommand::List { tenant } => {
-            let tenant = tenant_id(&state, &tenant).await?;
+            let tenant = crate::cli::find_tenant(&state, &tenant).await?;
             for p in state.oidc.list_providers(tenant).await? {
                 let status = if p.settings.enabled {
                     "enabled"
@@ -127,7 +117,7 @@ pub async fn run(command: OidcCommand, cfg: Config) -> anyhow::Result<()> {
             }
         }
         OidcCommand::Delete { name, tenant } => {
-            let tenant = tenant_id(&state, &tenant).await?;
+            let tenant = crate::cli::find_tenant(&state, &tenant).await?;
             state
                 .oidc
                 .delete_provider(tenant, &name, None, &meta)

@@ -190,9 +190,10 @@ impl IdpClient for HttpIdpClient {
         if let Some(hit) = Self::fresh(&self.metadata, &key, self.metadata_ttl) {
             return Ok(hit);
         }
+        // OpenID Connect Discovery 4: the issuer's trailing slash is not doubled.
         let url = format!(
             "{}/.well-known/openid-configuration",
-            provider.settings.issuer
+            provider.settings.issuer.trim_end_matches('/')
         );
         let doc: ProviderMetadata = self.get_json(provider, "discovery", &url).await?;
         doc.check(&provider.settings.issuer, self.allow_http)

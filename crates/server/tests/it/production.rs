@@ -189,3 +189,22 @@ fn refuses_plaintext_smtp() {
         "mail.smtp_url: SMTP must use TLS in production",
     );
 }
+
+#[test]
+fn refuses_plain_http_public_url() {
+    assert_refused(
+        &[("AEGIS_PUBLIC_URL", Some("http://auth.example.com"))],
+        "public_url: must be https:// in production",
+    );
+    assert_refused(
+        &[("AEGIS_PUBLIC_URL", Some("https://auth.example.com/?x=1"))],
+        "public_url: 'https://auth.example.com/?x=1' is not a URL",
+    );
+    assert_refused(
+        &[(
+            "AEGIS_OIDC_RETURN_TO_ORIGINS",
+            Some("https://app.example.com/path"),
+        )],
+        "oidc.return_to_origins",
+    );
+}
