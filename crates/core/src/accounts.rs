@@ -13,7 +13,7 @@ use crate::email::normalize_email;
 use crate::ids::{TenantId, UserId};
 use crate::model::{HashAlgorithm, Identity, RequestMeta, Role, User};
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
-use crate::sessions::{NewSession, SessionPolicy, new_session, user_resource};
+use crate::sessions::{NewSession, SessionPolicy, new_session, record_sign_in, user_resource};
 use crate::store::Store;
 use crate::{CoreError, Result};
 
@@ -389,26 +389,14 @@ impl AccountService {
             return Ok(LoginOutcome::MfaRequired(user, pending));
         }
         let new = new_session(&self.sessions, &user, meta)?;
-        tx.record_login_success(user.id, now, meta.ip.as_deref())
-            .await?;
-        tx.insert_session(&new.session).await?;
-        let mut details = json!({"session_id": new.session.id});
+        let mut details = json!({});
         if rehash.is_some() {
             details["rehashed_from"] = json!(user.password_algorithm.as_str());
         }
         if bypass {
             details["lockout_waived_for_known_ip"] = json!(true);
         }
-        let ev = audit::event(
-            tenant,
-            meta,
-            Some(user.id),
-            Action::LoginSuccess,
-            user_resource(user.id),
-            true,
-            details,
-        );
-        tx.append_audit(&ev).await?;
+        record_sign_in(&mut *tx, &new, &user, meta, now, details).await?;
         tx.commit().await?;
         let mut tx = self.store.read(tenant).await?;
         let user = tx.user_by_id(user.id).await?.unwrap_or(user);

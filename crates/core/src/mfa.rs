@@ -20,7 +20,7 @@ use crate::fieldcrypt::{KeyRing, Place};
 use crate::ids::{TenantId, UserId};
 use crate::model::{Identity, MfaChallenge, RequestMeta, User};
 use crate::password::Verified;
-use crate::sessions::{NewSession, new_session, user_resource};
+use crate::sessions::{NewSession, new_session, record_sign_in, user_resource};
 use crate::store::{Store, TenantTx};
 use crate::{CoreError, Result, backup_codes, totp};
 
@@ -397,10 +397,7 @@ impl MfaService {
         }
         tx.mfa_challenge_delete(challenge.id).await?;
         let new = new_session(self.accounts.session_policy(), &user, meta)?;
-        tx.record_login_success(user.id, now, meta.ip.as_deref())
-            .await?;
-        tx.insert_session(&new.session).await?;
-        let mut details = json!({"session_id": new.session.id, "mfa": method});
+        let mut details = json!({"mfa": method});
         if let Some(left) = remaining {
             details["backup_codes_remaining"] = json!(left);
             let used = audit::event(
@@ -414,16 +411,7 @@ impl MfaService {
             );
             tx.append_audit(&used).await?;
         }
-        let ev = audit::event(
-            tenant,
-            meta,
-            Some(user.id),
-            Action::LoginSuccess,
-            user_resource(user.id),
-            true,
-            details,
-        );
-        tx.append_audit(&ev).await?;
+        record_sign_in(&mut *tx, &new, &user, meta, now, details).await?;
         tx.commit().await?;
         Ok((user, new))
     }

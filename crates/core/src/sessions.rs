@@ -89,6 +89,33 @@ pub fn new_session_with(
     })
 }
 
+/// Writes a completed sign-in inside `tx`: the user's last-login facts, the session,
+/// and the `login.success` audit entry, whose `details` get the session id. Password,
+/// second-factor and provider sign-ins all end here, so they leave the same records.
+pub async fn record_sign_in(
+    tx: &mut dyn TenantTx,
+    new: &NewSession,
+    user: &User,
+    meta: &RequestMeta,
+    now: Millis,
+    mut details: serde_json::Value,
+) -> Result<()> {
+    tx.record_login_success(user.id, now, meta.ip.as_deref())
+        .await?;
+    tx.insert_session(&new.session).await?;
+    details["session_id"] = serde_json::json!(new.session.id);
+    let ev = audit::event(
+        user.tenant_id,
+        meta,
+        Some(user.id),
+        Action::LoginSuccess,
+        user_resource(user.id),
+        true,
+        details,
+    );
+    tx.append_audit(&ev).await
+}
+
 /// Session operations that are not part of login.
 #[derive(Clone)]
 pub struct SessionService {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Fails fast after `threshold` consecutive failures, for `open_for`; then lets one
-/// attempt through to probe whether the relay is back.
+/// attempt through to probe whether the peer is back.
 pub struct CircuitBreaker {
     threshold: u32,
     open_for: Duration,

@@ -10,7 +10,7 @@ use crate::crypto::random_token;
 use crate::email::normalize_email;
 use crate::ids::TenantId;
 use crate::model::{AuthMethod, HashAlgorithm, RequestMeta, Role, User};
-use crate::sessions::{NewSession, new_session_with, user_resource};
+use crate::sessions::{NewSession, new_session_with, record_sign_in, user_resource};
 use crate::{CoreError, Result};
 
 use super::roles::{claim, claim_str, map_roles};
@@ -27,7 +27,7 @@ impl OidcService {
         claims: &Value,
         refresh_token: Option<&SecretString>,
         meta: &RequestMeta,
-    ) -> Result<(User, NewSession)> {
+    ) -> Result<NewSession> {
         let subject = claim_str(claims, "sub").unwrap_or_default().to_string();
         let settings = &provider.settings;
         let email = claim_str(claims, &settings.claims.email).and_then(|e| normalize_email(e).ok());
@@ -40,15 +40,6 @@ impl OidcService {
         let plan = self
             .plan(tenant, provider, &subject, email.as_deref(), email_verified)
             .await?;
-        // A provisioned user gets a password nobody knows: password sign-in fails for
-        // it like any wrong password until a reset sets one.
-        let unusable_hash = match &plan {
-            Plan::Provision => {
-                let random = SecretString::from(random_token()?);
-                Some(self.accounts.hash_password(&random).await?)
-            }
-            _ => None,
-        };
         let now = now_millis();
         let roles = map_roles(&settings.role_rules, claims);
         let mut tx = self.store.write(tenant).await?;
@@ -61,14 +52,14 @@ impl OidcService {
                 (user, link.id, false)
             }
             Plan::LinkExisting(user) => (user, uuid::Uuid::now_v7(), true),
-            Plan::Provision => {
-                let email = email
-                    .clone()
-                    .ok_or(CoreError::Oidc(OidcFailure::EmailMissing))?;
+            Plan::Provision {
+                email,
+                password_hash,
+            } => {
                 let user = User::new_account(
                     tenant,
                     email,
-                    unusable_hash.unwrap_or_default(),
+                    password_hash,
                     HashAlgorithm::Argon2id,
                     Role::Member,
                     now,
@@ -132,33 +123,21 @@ impl OidcService {
             AuthMethod::Oidc,
             roles.clone(),
         )?;
-        tx.record_login_success(user.id, now, meta.ip.as_deref())
-            .await?;
-        tx.insert_session(&new.session).await?;
-        let ev = audit::event(
-            tenant,
-            meta,
-            Some(user.id),
-            Action::LoginSuccess,
-            user_resource(user.id),
-            true,
-            json!({
-                "method": "oidc",
-                "provider": provider.name,
-                "session_id": new.session.id,
-                "roles": roles,
-                "refresh_token_stored": refresh_token.is_some(),
-            }),
-        );
-        tx.append_audit(&ev).await?;
+        let details = json!({
+            "method": "oidc",
+            "provider": provider.name,
+            "roles": roles,
+            "refresh_token_stored": refresh_token.is_some(),
+        });
+        record_sign_in(&mut *tx, &new, &user, meta, now, details).await?;
         tx.commit().await?;
         metrics::counter!("aegis_oidc_logins_total").increment(1);
-        let mut tx = self.store.read(tenant).await?;
-        let user = tx.user_by_id(user.id).await?.unwrap_or(user);
-        Ok((user, new))
+        Ok(new)
     }
 
-    /// Decides, before any write, whose account this is.
+    /// Decides, before any write, whose account this is. A user to provision gets a
+    /// password nobody knows (hashed here, outside any transaction): password sign-in
+    /// fails for it like any wrong password until a reset sets one.
     async fn plan(
         &self,
         tenant: TenantId,
@@ -167,13 +146,15 @@ impl OidcService {
         email: Option<&str>,
         email_verified: bool,
     ) -> Result<Plan> {
-        let mut tx = self.store.read(tenant).await?;
-        if let Some(link) = tx.oidc_link_by_subject(provider.id, subject).await? {
-            return Ok(Plan::Linked(link));
-        }
-        let existing = match email {
-            Some(e) => tx.user_by_email(e).await?,
-            None => None,
+        let existing = {
+            let mut tx = self.store.read(tenant).await?;
+            if let Some(link) = tx.oidc_link_by_subject(provider.id, subject).await? {
+                return Ok(Plan::Linked(link));
+            }
+            match email {
+                Some(e) => tx.user_by_email(e).await?,
+                None => None,
+            }
         };
         let settings = &provider.settings;
         match existing {
@@ -188,8 +169,14 @@ impl OidcService {
             }
             Some(_) => Err(CoreError::Oidc(OidcFailure::EmailConflict)),
             None if !settings.jit_provisioning => Err(CoreError::Oidc(OidcFailure::NoAccount)),
-            None if email.is_none() => Err(CoreError::Oidc(OidcFailure::EmailMissing)),
-            None => Ok(Plan::Provision),
+            None => {
+                let email = email.ok_or(CoreError::Oidc(OidcFailure::EmailMissing))?;
+                let random = SecretString::from(random_token()?);
+                Ok(Plan::Provision {
+                    email: email.to_string(),
+                    password_hash: self.accounts.hash_password(&random).await?,
+                })
+            }
         }
     }
 }
@@ -198,5 +185,8 @@ impl OidcService {
 enum Plan {
     Linked(OidcLink),
     LinkExisting(User),
-    Provision,
+    Provision {
+        email: String,
+        password_hash: String,
+    },
 }

@@ -12,7 +12,7 @@ use crate::clock::{Millis, now_millis};
 use crate::crypto::{b64url, constant_time_eq, random_token, sha256};
 use crate::fieldcrypt::{KeyRing, Place};
 use crate::ids::TenantId;
-use crate::model::{RequestMeta, User};
+use crate::model::RequestMeta;
 use crate::sessions::NewSession;
 use crate::store::Store;
 use crate::{CoreError, Result};
@@ -80,7 +80,6 @@ pub struct CallbackInput<'a> {
 
 /// A completed sign-in.
 pub struct SignedIn {
-    pub user: User,
     pub session: NewSession,
     pub return_to: String,
 }
@@ -429,8 +428,7 @@ impl OidcService {
             .sign_in(tenant, &provider, &claims, refresh.as_ref(), meta)
             .await
         {
-            Ok((user, session)) => Ok(SignedIn {
-                user,
+            Ok(session) => Ok(SignedIn {
                 session,
                 return_to: flow.return_to,
             }),

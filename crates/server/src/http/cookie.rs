@@ -35,12 +35,9 @@ impl CookieSettings {
         }
     }
 
-    fn attributes(&self, max_age: u64) -> String {
+    fn attributes(&self, max_age: u64, same_site: &str) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
-        format!(
-            "; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite={}",
-            self.same_site
-        )
+        format!("; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}")
     }
 
     /// `Set-Cookie` value carrying a new session token.
@@ -48,14 +45,19 @@ impl CookieSettings {
         HeaderValue::from_str(&format!(
             "{}={token}{}",
             self.name,
-            self.attributes(self.max_age_secs)
+            self.attributes(self.max_age_secs, self.same_site)
         ))
         .ok()
     }
 
     /// `Set-Cookie` value that deletes the cookie.
     pub fn clear(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!("{}={}", self.name, self.attributes(0))).ok()
+        HeaderValue::from_str(&format!(
+            "{}={}",
+            self.name,
+            self.attributes(0, self.same_site)
+        ))
+        .ok()
     }
 
     /// The session token from the request's `Cookie` headers, if any.
@@ -72,10 +74,10 @@ impl CookieSettings {
     /// `Set-Cookie` for a sign-in flow cookie. Always `SameSite=Lax`: the provider's
     /// redirect back is a cross-site navigation, which `Strict` would strip it from.
     pub fn flow_set(&self, suffix: &str, value: &str, max_age: u64) -> Option<HeaderValue> {
-        let secure = if self.secure { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
-            "{}={value}; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite=Lax",
-            self.flow_name(suffix)
+            "{}={value}{}",
+            self.flow_name(suffix),
+            self.attributes(max_age, "Lax")
         ))
         .ok()
     }
