@@ -13,6 +13,7 @@ use crate::email::normalize_email;
 use crate::ids::{TenantId, UserId};
 use crate::model::{HashAlgorithm, Identity, RequestMeta, Role, User};
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
+use crate::session_cache::{Invalidation, SessionCache};
 use crate::sessions::{NewSession, SessionPolicy, new_session, record_sign_in, user_resource};
 use crate::store::Store;
 use crate::{CoreError, Result};
@@ -113,6 +114,7 @@ pub struct AccountService {
     password_policy: PasswordPolicy,
     lockout: LockoutPolicy,
     sessions: SessionPolicy,
+    session_cache: Arc<SessionCache>,
 }
 
 impl AccountService {
@@ -122,6 +124,7 @@ impl AccountService {
         password_policy: PasswordPolicy,
         lockout: LockoutPolicy,
         sessions: SessionPolicy,
+        session_cache: Arc<SessionCache>,
     ) -> Self {
         AccountService {
             store,
@@ -129,7 +132,14 @@ impl AccountService {
             password_policy,
             lockout,
             sessions,
+            session_cache,
         }
+    }
+
+    /// Drops a user's sessions from the session cache, here and on other instances,
+    /// after a committed change that deleted them.
+    pub(crate) fn forget_sessions(&self, user: UserId) {
+        self.session_cache.invalidate(Invalidation::User(user));
     }
 
     /// Checks a new password against the policy (length, strength, not the address).
@@ -521,6 +531,7 @@ impl AccountService {
         );
         tx.append_audit(&ev).await?;
         tx.commit().await?;
+        self.forget_sessions(user.id);
         Ok(new)
     }
 

@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;
+pub mod session_cache;
 pub mod sessions;
 pub mod store;
 pub mod tenants;

@@ -252,7 +252,9 @@ impl RecoveryService {
             json!({"sessions_revoked": revoked}),
         );
         tx.append_audit(&ev).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.accounts.forget_sessions(user.id);
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::clock::{Millis, now_millis};
 use crate::crypto::{random_token, sha256};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::model::{AuthMethod, Identity, RequestMeta, Session, SessionView, User};
+use crate::session_cache::{Invalidation, SessionCache};
 use crate::store::{Store, TenantTx};
 use crate::{CoreError, Result};
 
@@ -121,11 +122,16 @@ pub async fn record_sign_in(
 pub struct SessionService {
     store: Arc<dyn Store>,
     policy: SessionPolicy,
+    cache: Arc<SessionCache>,
 }
 
 impl SessionService {
-    pub fn new(store: Arc<dyn Store>, policy: SessionPolicy) -> Self {
-        SessionService { store, policy }
+    pub fn new(store: Arc<dyn Store>, policy: SessionPolicy, cache: Arc<SessionCache>) -> Self {
+        SessionService {
+            store,
+            policy,
+            cache,
+        }
     }
 
     /// The configured policy.
@@ -133,31 +139,40 @@ impl SessionService {
         &self.policy
     }
 
+    /// The cache of validated sessions (for invalidations from other instances).
+    pub fn cache(&self) -> &Arc<SessionCache> {
+        &self.cache
+    }
+
     /// Resolves a session token to an identity, refreshing last activity when due.
-    pub async fn authenticate(&self, tenant: TenantId, token: &str) -> Result<Identity> {
+    /// A warm session is answered from the cache: no query, and no write until the
+    /// activity update interval has passed.
+    pub async fn authenticate(&self, tenant: TenantId, token: &str) -> Result<Arc<Identity>> {
         // Tokens are 43 characters; anything else cannot match and costs no query.
         if token.len() != 43 {
             return Err(CoreError::Unauthenticated);
         }
         let hash = sha256(token.as_bytes());
+        let now = now_millis();
+        if let Some(hit) = self.cache.get(tenant, &hash, now) {
+            self.check_live(hit.identity.session_expires_at, hit.last_seen_at, now)?;
+            if self.touch_due(hit.last_seen_at, now)
+                && self.cache.claim_touch(&hash, hit.last_seen_at, now)
+            {
+                self.touch(tenant, hit.identity.session_id, now).await?;
+            }
+            return Ok(hit.identity);
+        }
+        let epoch = self.cache.epoch();
         let mut tx = self.store.read(tenant).await?;
         let found = tx.session_by_token_hash(&hash).await?;
         drop(tx);
         let (session, user) = found.ok_or(CoreError::Unauthenticated)?;
-        let now = now_millis();
-        if !self.policy.is_live(&session, now) {
-            let why = if now >= session.expires_at {
-                "absolute"
-            } else {
-                "idle"
-            };
-            metrics::counter!("aegis_session_timeouts_total", "kind" => why).increment(1);
-            return Err(CoreError::Unauthenticated);
-        }
-        if now - session.last_seen_at >= self.policy.activity_update_interval_ms {
-            let mut tx = self.store.write(tenant).await?;
-            tx.touch_session(session.id, now).await?;
-            tx.commit().await?;
+        self.check_live(session.expires_at, session.last_seen_at, now)?;
+        let mut last_seen = session.last_seen_at;
+        if self.touch_due(last_seen, now) {
+            self.touch(tenant, session.id, now).await?;
+            last_seen = now;
         }
         let mut roles = vec![user.role.as_str().to_string()];
         for extra in session.extra_roles {
@@ -165,7 +180,7 @@ impl SessionService {
                 roles.push(extra);
             }
         }
-        Ok(Identity {
+        let identity = Arc::new(Identity {
             user_id: user.id,
             tenant_id: tenant,
             email: user.email,
@@ -173,7 +188,34 @@ impl SessionService {
             session_id: session.id,
             session_expires_at: session.expires_at,
             auth_method: session.auth_method,
-        })
+        });
+        self.cache
+            .insert(hash, identity.clone(), last_seen, now, epoch);
+        Ok(identity)
+    }
+
+    /// Refuses a session past its absolute lifetime or idle for too long.
+    fn check_live(&self, expires_at: Millis, last_seen_at: Millis, now: Millis) -> Result<()> {
+        if now < expires_at && now - last_seen_at < self.policy.idle_timeout_ms {
+            return Ok(());
+        }
+        let why = if now >= expires_at {
+            "absolute"
+        } else {
+            "idle"
+        };
+        metrics::counter!("aegis_session_timeouts_total", "kind" => why).increment(1);
+        Err(CoreError::Unauthenticated)
+    }
+
+    fn touch_due(&self, last_seen_at: Millis, now: Millis) -> bool {
+        now - last_seen_at >= self.policy.activity_update_interval_ms
+    }
+
+    async fn touch(&self, tenant: TenantId, id: SessionId, now: Millis) -> Result<()> {
+        let mut tx = self.store.write(tenant).await?;
+        tx.touch_session(id, now).await?;
+        tx.commit().await
     }
 
     /// Ends the current session (logout).
@@ -190,7 +232,9 @@ impl SessionService {
             serde_json::json!({}),
         );
         tx.append_audit(&ev).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.invalidate(Invalidation::Session(who.session_id));
+        Ok(())
     }
 
     /// The caller's live sessions, newest first.
@@ -227,7 +271,9 @@ impl SessionService {
             1,
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.invalidate(Invalidation::Session(id));
+        Ok(())
     }
 
     /// Revokes every session of the caller except the current one; returns how many.
@@ -245,6 +291,8 @@ impl SessionService {
         )
         .await?;
         tx.commit().await?;
+        // The current session is dropped from the cache too and simply re-read.
+        self.cache.invalidate(Invalidation::User(who.user_id));
         Ok(n)
     }
 

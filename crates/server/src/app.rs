@@ -1,7 +1,7 @@
 //! Start-up: connect and migrate the store, build services and state, run background
 //! tasks, serve.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aegis_core::accounts::{AccountService, LockoutPolicy};
@@ -10,6 +10,7 @@ use aegis_core::mfa::MfaService;
 use aegis_core::oidc::{OidcConfig, OidcService};
 use aegis_core::password::{PasswordHasher, PasswordPolicy};
 use aegis_core::recovery::RecoveryService;
+use aegis_core::session_cache::SessionCache;
 use aegis_core::sessions::{SessionPolicy, SessionService};
 use aegis_core::store::Store;
 use aegis_core::tenants::TenantService;
@@ -18,7 +19,7 @@ use anyhow::{Context, bail};
 
 use crate::config::{Config, Mode, parse_cidr};
 use crate::http::cookie::CookieSettings;
-use crate::http::state::{AppState, TenantCache};
+use crate::http::state::{AppState, Shared, TenantCache};
 use crate::oidc::HttpIdpClient;
 use crate::ratelimit::RateLimiter;
 
@@ -152,6 +153,10 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     };
     let hasher = PasswordHasher::new(concurrency, cfg.password.hash_queue)?;
     let policy = session_policy(&cfg);
+    let session_cache = Arc::new(SessionCache::new(
+        secs_ms(cfg.session.cache_ttl_secs),
+        cfg.session.cache_capacity,
+    ));
     let accounts = AccountService::new(
         store.clone(),
         hasher,
@@ -167,6 +172,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
             known_ip_bypass: cfg.lockout.known_ip_bypass,
         },
         policy.clone(),
+        session_cache.clone(),
     );
     let keys = Arc::new(key_ring(&cfg, &secret_key)?);
     let mfa = MfaService::new(
@@ -199,10 +205,10 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     } else {
         None
     };
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         cookie: CookieSettings::from_config(&cfg.session),
         config: Arc::new(cfg),
-        sessions: SessionService::new(store.clone(), policy),
+        sessions: SessionService::new(store.clone(), policy, session_cache),
         store,
         accounts,
         mfa,
@@ -216,9 +222,9 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         tenant_cache: TenantCache::default(),
         limiter,
         limit_audit: Arc::default(),
-        metrics: None,
+        metrics: OnceLock::new(),
         metrics_allow: Arc::new(metrics_allow),
-    })
+    }))
 }
 
 /// Deletes expired sessions of every tenant, forever, every `interval`.
@@ -249,6 +255,19 @@ pub fn spawn_session_purger(state: &AppState, interval: Duration) {
     });
 }
 
+/// Drops session cache entries past their TTL every `interval`, so sessions nobody
+/// uses any more do not hold memory until the cache fills.
+fn spawn_session_cache_sweeper(state: &AppState, interval: Duration) {
+    let cache = state.sessions.cache().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            cache.sweep(aegis_core::clock::now_millis());
+        }
+    });
+}
+
 /// Drops idle in-process rate-limit keys every `interval_secs`, keeping memory bounded
 /// under a flood of distinct keys.
 fn spawn_limiter_pruner(limiter: &RateLimiter, interval_secs: u64) {
@@ -272,15 +291,26 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let mode = cfg.mode;
     let db = aegis_store::Backend::of_url(&cfg.database_url)?;
     let metrics_enabled = cfg.metrics.enabled;
-    let mut state = build_state(cfg).await?;
+    let state = build_state(cfg).await?;
     if metrics_enabled {
-        state.metrics = Some(
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .context("installing the metrics recorder")?,
-        );
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .context("installing the metrics recorder")?;
+        let _ = state.metrics.set(handle);
     }
     spawn_session_purger(&state, purge);
+    let cache_ttl = state.config.session.cache_ttl_secs;
+    if cache_ttl > 0 {
+        spawn_session_cache_sweeper(&state, Duration::from_secs(cache_ttl.max(5)));
+        if let Some(url) = &state.config.redis_url {
+            crate::session_sync::start(
+                state.sessions.cache(),
+                &url.0,
+                &state.config.session.cache_channel,
+            )
+            .map_err(anyhow::Error::msg)?;
+        }
+    }
     if let Some(limiter) = &state.limiter {
         spawn_limiter_pruner(limiter, state.config.rate_limit.prune_interval_secs);
         if let Some(Err(e)) = limiter.redis_ping().await {

@@ -61,6 +61,13 @@ pub struct SessionConfig {
     pub purge_interval_secs: u64,
     pub cookie_secure: bool,
     pub cookie_same_site: SameSite,
+    /// How long a validated session is answered from memory (0 = no cache). Logout and
+    /// revocation take effect at once regardless (on every instance with Redis).
+    pub cache_ttl_secs: u64,
+    /// Most sessions held in the cache.
+    pub cache_capacity: usize,
+    /// Redis pub/sub channel on which instances tell each other about revocations.
+    pub cache_channel: String,
 }
 
 impl Default for SessionConfig {
@@ -72,6 +79,9 @@ impl Default for SessionConfig {
             purge_interval_secs: 300,
             cookie_secure: true,
             cookie_same_site: SameSite::Lax,
+            cache_ttl_secs: 10,
+            cache_capacity: 200_000,
+            cache_channel: "aegis:session-invalidations".into(),
         }
     }
 }
@@ -381,6 +391,9 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("session.purge_interval_secs", Kind::Int),
     ("session.cookie_secure", Kind::Bool),
     ("session.cookie_same_site", Kind::Str),
+    ("session.cache_ttl_secs", Kind::Int),
+    ("session.cache_capacity", Kind::Int),
+    ("session.cache_channel", Kind::Str),
     ("password.min_length", Kind::Int),
     ("password.max_length", Kind::Int),
     ("password.min_strength", Kind::Int),
@@ -570,6 +583,12 @@ impl Config {
         }
         if s.purge_interval_secs == 0 {
             p.push("session.purge_interval_secs: must be > 0".into());
+        }
+        if s.cache_ttl_secs > 300 {
+            p.push("session.cache_ttl_secs: at most 300 (it bounds how long a change made outside Aegis can go unseen)".into());
+        }
+        if s.cache_channel.trim().is_empty() {
+            p.push("session.cache_channel: must not be empty".into());
         }
         let pw = &self.password;
         if pw.min_strength > 4 {

@@ -8,4 +8,5 @@ pub mod http;
 pub mod mail;
 pub mod oidc;
 pub mod ratelimit;
+pub mod session_sync;
 pub mod telemetry;

@@ -1,6 +1,8 @@
 //! Extractors: JSON bodies and queries with precise errors, request facts, the tenant,
 //! and the authenticated identity (with CSRF enforcement for cookie sessions).
 
+use std::sync::Arc;
+
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -135,7 +137,7 @@ pub fn request_meta(
 }
 
 /// The tenant resolved by the tenant middleware.
-pub struct CurrentTenant(pub Tenant);
+pub struct CurrentTenant(pub Arc<Tenant>);
 
 impl FromRequestParts<AppState> for CurrentTenant {
     type Rejection = ApiError;
@@ -143,7 +145,7 @@ impl FromRequestParts<AppState> for CurrentTenant {
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         parts
             .extensions
-            .get::<Tenant>()
+            .get::<Arc<Tenant>>()
             .cloned()
             .map(CurrentTenant)
             .ok_or_else(|| ApiError::Internal("tenant not resolved".into()))
@@ -174,30 +176,31 @@ fn is_unsafe(m: &Method) -> bool {
 
 /// An authenticated caller: session cookie first, then `Authorization: Bearer`.
 /// Unsafe requests authenticated by cookie must carry the session's CSRF token.
-pub struct Authed(pub Identity);
+/// The identity is shared (`Arc`) with the session cache: a check allocates nothing.
+pub struct Authed(pub Arc<Identity>);
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(Authed(id)) = parts
-            .extensions
-            .get::<CachedIdentity>()
-            .map(|c| Authed(c.0.clone()))
-        {
-            return Ok(Authed(id));
+        if let Some(CachedIdentity(id)) = parts.extensions.get::<CachedIdentity>() {
+            return Ok(Authed(id.clone()));
         }
-        let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
+        let tenant = parts
+            .extensions
+            .get::<Arc<Tenant>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("tenant not resolved".into()))?;
         let (token, from_cookie) = match state.cookie.read(&parts.headers) {
-            Some(t) => (t.to_string(), true),
+            Some(t) => (t, true),
             None => match bearer_token(&parts.headers) {
-                Some(t) => (t.to_string(), false),
+                Some(t) => (t, false),
                 None => return Err(ApiError::Unauthorized("authentication required".into())),
             },
         };
         let identity = state
             .sessions
-            .authenticate(tenant.id, &token)
+            .authenticate(tenant.id, token)
             .await
             .map_err(ApiError::from)?;
         if from_cookie && is_unsafe(&parts.method) {
@@ -244,10 +247,10 @@ const ENROLLMENT_PATHS: &[&str] = &[
 ];
 
 #[derive(Clone)]
-struct CachedIdentity(Identity);
+struct CachedIdentity(Arc<Identity>);
 
 /// An authenticated tenant administrator.
-pub struct Admin(pub Identity);
+pub struct Admin(pub Arc<Identity>);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -262,7 +265,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// An administrator of the default (system) tenant, who manages tenants.
-pub struct SystemAdmin(pub Identity);
+pub struct SystemAdmin(pub Arc<Identity>);
 
 impl FromRequestParts<AppState> for SystemAdmin {
     type Rejection = ApiError;

@@ -2,9 +2,11 @@
 //! Origin / Sec-Fetch-Site check for unsafe methods, security headers, and error bodies
 //! stamped with the request id.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{MakeRequestId, RequestId};
@@ -14,7 +16,8 @@ use aegis_core::tenants::validate_slug;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::bearer_token;
-use super::state::AppState;
+use super::ratelimit;
+use super::state::{AppState, TenantKey};
 use crate::config::Mode;
 
 /// Request ids are UUIDv7: unique and sortable by time.
@@ -23,10 +26,44 @@ pub struct MakeUuidV7;
 
 impl MakeRequestId for MakeUuidV7 {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
-            .ok()
-            .map(RequestId::new)
+        let id = request_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text).ok().map(RequestId::new)
     }
+}
+
+/// A UUIDv7 whose random bits come from a per-thread generator seeded once from the
+/// OS, not from a system call per request. Request ids must be unique, not secret.
+fn request_uuid() -> uuid::Uuid {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut seed = [0u8; 8];
+            // A failed read leaves a fixed seed: ids stay unique per thread through
+            // the timestamp and counter, only less spread.
+            let _ = getrandom::fill(&mut seed);
+            u64::from_le_bytes(seed) | 1
+        });
+    }
+    // splitmix64: a full-period sequence, so two calls on one thread never repeat.
+    let next = |s: &Cell<u64>| {
+        let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(x);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (a, b) = STATE.with(|s| (next(s), next(s)));
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&a.to_le_bytes());
+    random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
 /// The `/t/{slug}` prefix a request was addressed with (absent for host or default
@@ -44,69 +81,90 @@ fn split_tenant_prefix(path: &str) -> Option<(&str, &str)> {
     Some((slug, tail))
 }
 
-async fn lookup(state: &AppState, key: String, by_host: bool) -> Result<Option<Tenant>, ApiError> {
-    if let Some(hit) = state.tenant_cache.get(&key) {
+async fn lookup(
+    state: &AppState,
+    kind: TenantKey,
+    name: &str,
+) -> Result<Option<Arc<Tenant>>, ApiError> {
+    if let Some(hit) = state.tenant_cache.get(kind, name) {
         return Ok(hit);
     }
-    let found = if by_host {
-        state.store.tenant_by_host(&key[5..]).await?
-    } else {
-        state.store.tenant_by_slug(&key[5..]).await?
-    };
-    state.tenant_cache.put(key, found.clone());
+    let found = match kind {
+        TenantKey::Host => state.store.tenant_by_host(name).await?,
+        TenantKey::Slug => state.store.tenant_by_slug(name).await?,
+    }
+    .map(Arc::new);
+    state.tenant_cache.put(kind, name, found.clone());
     Ok(found)
 }
 
-/// Resolves the tenant from a `/t/{slug}` prefix, else the `Host` header, else the
-/// default tenant, and strips the prefix so routes are the same for every tenant.
-pub async fn resolve_tenant(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// Admission, in order: the tenant (from a `/t/{slug}` prefix, else the `Host` header,
+/// else the default tenant; the prefix is stripped so routes are the same for every
+/// tenant), the rate limits (whose keys may name the tenant), then the origin check of
+/// unsafe methods. One middleware rather than three: each layer costs every request a
+/// boxed future and a clone of the service below it.
+pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match resolve(&state, &mut req).await {
-        Ok(tenant) => {
-            req.extensions_mut().insert(tenant);
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
+        Ok(tenant) => req.extensions_mut().insert(tenant),
+        Err(e) => return e.into_response(),
+    };
+    let (req, limit_headers) = match ratelimit::admit(&state, req).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
+    let mut resp = if is_unsafe(req.method()) && !origin_allowed(&state, &req) {
+        tracing::warn!(target: "aegis::security", event = "csrf_failure", "cross-origin unsafe request refused");
+        metrics::counter!("aegis_csrf_failures_total", "check" => "origin").increment(1);
+        ApiError::Forbidden("cross-origin request refused: the Origin is not allowed".into())
+            .into_response()
+    } else {
+        next.run(req).await
+    };
+    // Room for the headers every layer above adds, so the map grows once.
+    resp.headers_mut().reserve(24);
+    if let Some(h) = limit_headers {
+        h.apply(resp.headers_mut());
     }
+    resp
 }
 
-async fn resolve(state: &AppState, req: &mut Request) -> Result<Tenant, ApiError> {
-    let path = req.uri().path().to_string();
-    let tenant = if let Some((slug, rest)) = split_tenant_prefix(&path) {
+async fn resolve(state: &AppState, req: &mut Request) -> Result<Arc<Tenant>, ApiError> {
+    let tenant = if let Some((slug, rest)) = split_tenant_prefix(req.uri().path()) {
         validate_slug(slug).map_err(|_| ApiError::NotFound("tenant not found".into()))?;
-        let t = lookup(state, format!("slug:{slug}"), false)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("tenant not found".into()))?;
+        let prefix = format!("/t/{slug}");
         let new_uri = match req.uri().query() {
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_string(),
         };
+        let t = lookup(state, TenantKey::Slug, &prefix[3..])
+            .await?
+            .ok_or_else(|| ApiError::NotFound("tenant not found".into()))?;
         *req.uri_mut() = new_uri
             .parse::<Uri>()
             .map_err(|_| ApiError::BadRequest("invalid path".into()))?;
-        req.extensions_mut()
-            .insert(TenantPrefix(format!("/t/{slug}")));
+        req.extensions_mut().insert(TenantPrefix(prefix));
         t
     } else {
         let host = req
             .headers()
             .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| h.to_ascii_lowercase());
+            .and_then(|h| h.to_str().ok());
         let by_host = match host {
-            Some(h) => lookup(state, format!("host:{h}"), true).await?,
+            // Host names are matched in lower case; most clients already send them so.
+            Some(h) if h.bytes().any(|b| b.is_ascii_uppercase()) => {
+                lookup(state, TenantKey::Host, &h.to_ascii_lowercase()).await?
+            }
+            Some(h) => lookup(state, TenantKey::Host, h).await?,
             None => None,
         };
         match by_host {
             Some(t) => t,
             // The default tenant is read through the cache too, so changes to it (its
             // MFA policy, say) take effect like those of any other tenant.
-            None => lookup(state, format!("slug:{}", state.default_tenant.slug), false)
-                .await?
-                .unwrap_or_else(|| state.default_tenant.clone()),
+            None => match lookup(state, TenantKey::Slug, &state.default_tenant.slug).await? {
+                Some(t) => t,
+                None => Arc::new(state.default_tenant.clone()),
+            },
         }
     };
     if tenant.disabled {
@@ -122,20 +180,9 @@ fn is_unsafe(m: &Method) -> bool {
     )
 }
 
-/// Refuses unsafe requests from other origins. Requests with a bearer token and no
-/// session cookie carry no ambient credentials and are exempt.
-pub async fn check_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if is_unsafe(req.method()) && !origin_allowed(&state, &req) {
-        tracing::warn!(target: "aegis::security", event = "csrf_failure", "cross-origin unsafe request refused");
-        metrics::counter!("aegis_csrf_failures_total", "check" => "origin").increment(1);
-        return ApiError::Forbidden(
-            "cross-origin request refused: the Origin is not allowed".into(),
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
+/// Whether an unsafe request may proceed: from an allowed or the same origin, or
+/// without ambient credentials. Requests with a bearer token and no session cookie are
+/// exempt.
 fn origin_allowed(state: &AppState, req: &Request) -> bool {
     let headers = req.headers();
     if bearer_token(headers).is_some() && state.cookie.read(headers).is_none() {
@@ -163,51 +210,48 @@ fn origin_allowed(state: &AppState, req: &Request) -> bool {
     }
 }
 
-/// Security headers on every response.
-pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    let mut set = |name: header::HeaderName, value: &'static str| {
-        if !h.contains_key(&name) {
-            h.insert(name, HeaderValue::from_static(value));
-        }
-    };
-    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(header::REFERRER_POLICY, "no-referrer");
-    set(header::X_FRAME_OPTIONS, "DENY");
-    set(
+/// Headers every response carries (unless a handler set its own).
+const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
         header::CONTENT_SECURITY_POLICY,
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    );
-    set(header::CACHE_CONTROL, "no-store");
-    set(
-        header::HeaderName::from_static("cross-origin-opener-policy"),
+    ),
+    (header::CACHE_CONTROL, "no-store"),
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",
-    );
-    if state.config.mode == Mode::Production {
-        set(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        );
-    }
-    resp
-}
+    ),
+];
 
-/// Rewrites error bodies to carry the request id.
-pub async fn stamp_errors(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+/// Finishes every response: error bodies get the request id, and the security headers
+/// are added. One middleware rather than two, since it runs on every request.
+pub async fn finish_response(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The header value itself (a reference-counted buffer), not a copy of its text: it
+    // is only read when the answer is an error.
+    let request_id = req.headers().get("x-request-id").cloned();
     let mut resp = next.run(req).await;
     if let Some(mut body) = resp.extensions_mut().remove::<ErrorBody>() {
-        body.request_id = request_id;
+        body.request_id = request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         if let Ok(bytes) = serde_json::to_vec(&body) {
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             *resp.body_mut() = Body::from(bytes);
         }
+    }
+    let h = resp.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        h.entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+    if state.config.mode == Mode::Production {
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
     }
     resp
 }
@@ -215,6 +259,15 @@ pub async fn stamp_errors(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_v7() {
+        let a = request_uuid();
+        let b = request_uuid();
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 7);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+    }
 
     #[test]
     fn tenant_prefix_split() {

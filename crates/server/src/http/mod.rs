@@ -75,7 +75,6 @@ pub fn app(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let routes = routes::router()
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(from_fn_with_state(state.clone(), middleware::check_origin))
         .with_state(state.clone());
     // Tenant resolution rewrites the URI, so it must run before routing: it wraps the
     // router as an outer layer rather than a route layer.
@@ -105,16 +104,13 @@ pub fn app(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(from_fn_with_state(state.clone(), middleware::security_headers))
-                .layer(axum::middleware::from_fn(middleware::stamp_errors))
+                .layer(from_fn_with_state(state.clone(), middleware::finish_response))
                 .layer(cors(&state))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     timeout,
                 ))
-                .layer(from_fn_with_state(state.clone(), middleware::resolve_tenant))
-                // After tenant resolution: account keys are per tenant.
-                .layer(from_fn_with_state(state, ratelimit::rate_limit)),
+                .layer(from_fn_with_state(state, middleware::admit)),
         )
 }
 

@@ -4,22 +4,25 @@
 //! `X-RateLimit-*` headers.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use aegis_core::audit::{self, Action};
 use aegis_core::crypto::{b64url, sha256};
 use aegis_core::email::normalize_email;
+use aegis_core::ids::TenantId;
 use aegis_core::model::{RequestMeta, Tenant};
 use aegis_core::ratelimit::{Check, Decision};
 
+use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::{bearer_token, request_meta};
 use super::state::AppState;
@@ -39,29 +42,39 @@ fn digest(parts: &[&[u8]]) -> String {
 
 /// What a request can be keyed by.
 struct KeySource<'a> {
-    ip: Option<&'a str>,
-    tenant: Option<&'a Tenant>,
+    ip: Option<IpAddr>,
+    tenant: Option<TenantId>,
     session: Option<&'a str>,
     api_key: Option<&'a str>,
     account: Option<&'a str>,
 }
 
 impl KeySource<'_> {
+    /// `rule:part`, built in one buffer (this runs for every rule of every request).
     fn key(&self, rule: &Rule) -> Option<String> {
-        let tenant_id = || self.tenant.map(|t| t.id.to_string());
-        let part = match rule.key {
-            KeyKind::Ip => self.ip?.to_string(),
-            KeyKind::Tenant => tenant_id()?,
-            KeyKind::Session => digest(&[self.session?.as_bytes()]),
-            KeyKind::ApiKey => digest(&[self.api_key?.as_bytes()]),
-            KeyKind::Account => digest(&[tenant_id()?.as_bytes(), self.account?.as_bytes()]),
-            KeyKind::AccountIp => format!(
-                "{}:{}",
-                digest(&[tenant_id()?.as_bytes(), self.account?.as_bytes()]),
-                self.ip?
-            ),
-        };
-        Some(format!("{}:{part}", rule.name))
+        let tenant_id = || self.tenant.map(|t| t.to_string());
+        let mut key = String::with_capacity(rule.name.len() + 48);
+        key.push_str(&rule.name);
+        key.push(':');
+        match rule.key {
+            KeyKind::Ip => write!(key, "{}", self.ip?).ok()?,
+            KeyKind::Tenant => write!(key, "{}", self.tenant?).ok()?,
+            KeyKind::Session => key.push_str(&digest(&[self.session?.as_bytes()])),
+            KeyKind::ApiKey => key.push_str(&digest(&[self.api_key?.as_bytes()])),
+            KeyKind::Account => key.push_str(&digest(&[
+                tenant_id()?.as_bytes(),
+                self.account?.as_bytes(),
+            ])),
+            KeyKind::AccountIp => {
+                let ip = self.ip?;
+                key.push_str(&digest(&[
+                    tenant_id()?.as_bytes(),
+                    self.account?.as_bytes(),
+                ]));
+                write!(key, ":{ip}").ok()?;
+            }
+        }
+        Some(key)
     }
 }
 
@@ -102,38 +115,71 @@ fn secs_ceil(us: i64) -> u64 {
     u64::try_from((us.max(0) + 999_999) / 1_000_000).unwrap_or(0)
 }
 
-/// Adds the rate-limit headers for `decision` under `rule`.
-fn set_headers(headers: &mut HeaderMap, rule: &Rule, decision: &Decision) {
-    let reset = secs_ceil(decision.reset_us);
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
-    };
-    put(
-        "ratelimit-policy",
-        format!(
-            "\"{}\";q={};w={}",
-            rule.name, rule.quota.limit, rule.period_secs
-        ),
-    );
-    put(
-        "ratelimit",
-        format!("\"{}\";r={};t={reset}", rule.name, decision.remaining),
-    );
-    put("x-ratelimit-limit", rule.quota.limit.to_string());
-    put("x-ratelimit-remaining", decision.remaining.to_string());
-    put("x-ratelimit-reset", reset.to_string());
+/// The rate-limit headers of one answer, built before the request goes on (so the rule
+/// need not outlive the check) and added to whatever the answer turns out to be.
+pub struct LimitHeaders {
+    policy: Option<(HeaderValue, HeaderValue)>,
+    limit: HeaderValue,
+    remaining: HeaderValue,
+    reset: HeaderValue,
 }
 
-/// The middleware.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+impl LimitHeaders {
+    /// The headers for `decision` under `rule`. Runs for every limited request: the
+    /// constant headers come ready-made from the rule, and the changing ones are
+    /// formatted without the `fmt` machinery.
+    fn new(rule: &Rule, decision: &Decision) -> Self {
+        let reset = secs_ceil(decision.reset_us);
+        let policy = rule.policy_header.as_ref().and_then(|policy| {
+            let mut current = String::with_capacity(rule.name.len() + 32);
+            current.push('"');
+            current.push_str(&rule.name);
+            current.push_str("\";r=");
+            current.push_str(itoa::Buffer::new().format(decision.remaining));
+            current.push_str(";t=");
+            current.push_str(itoa::Buffer::new().format(reset));
+            HeaderValue::try_from(current)
+                .ok()
+                .map(|current| (policy.clone(), current))
+        });
+        LimitHeaders {
+            policy,
+            limit: rule.limit_header.clone(),
+            remaining: HeaderValue::from(decision.remaining),
+            reset: HeaderValue::from(reset),
+        }
+    }
+
+    /// Adds the headers to an answer.
+    pub fn apply(self, headers: &mut HeaderMap) {
+        if let Some((policy, current)) = self.policy {
+            headers.insert(RATELIMIT_POLICY, policy);
+            headers.insert(RATELIMIT, current);
+        }
+        headers.insert(X_RATELIMIT_LIMIT, self.limit);
+        headers.insert(X_RATELIMIT_REMAINING, self.remaining);
+        headers.insert(X_RATELIMIT_RESET, self.reset);
+    }
+}
+
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The outcome of admitting a request: it goes on (with the headers to add to its
+/// answer, if a rule applied), or it is refused with this answer.
+pub type Admission = Result<(Request, Option<LimitHeaders>), Response>;
+
+/// Checks a request (whose tenant is resolved) against the rules that match it.
+pub async fn admit(state: &AppState, req: Request) -> Admission {
     let Some(limiter) = state.limiter.clone() else {
-        return next.run(req).await;
+        return Ok((req, None));
     };
     let rules = limiter.policy.matching(req.method(), req.uri().path());
     if rules.is_empty() {
-        return next.run(req).await;
+        return Ok((req, None));
     }
     let needs_account = rules
         .iter()
@@ -143,11 +189,11 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         let bytes = match axum::body::to_bytes(body, state.config.http.max_body_bytes).await {
             Ok(b) => b,
             Err(_) => {
-                return ApiError::PayloadTooLarge(format!(
+                return Err(ApiError::PayloadTooLarge(format!(
                     "request body: larger than {} bytes",
                     state.config.http.max_body_bytes
                 ))
-                .into_response();
+                .into_response());
             }
         };
         let account = account_in(&bytes);
@@ -155,11 +201,17 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     } else {
         (req, None)
     };
-    let meta = request_meta(req.extensions(), req.headers(), &state);
-    let tenant = req.extensions().get::<Tenant>().cloned();
+    // Only the client IP and the tenant id: the full request facts are gathered for a
+    // refusal alone.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = client_ip(peer, req.headers(), &state.trusted_proxies);
+    let tenant = req.extensions().get::<Arc<Tenant>>().map(|t| t.id);
     let source = KeySource {
-        ip: meta.ip.as_deref(),
-        tenant: tenant.as_ref(),
+        ip,
+        tenant,
         session: state
             .cookie
             .read(req.headers())
@@ -188,34 +240,27 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
                 .into_response();
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return resp;
+            return Err(resp);
         }
     };
     let Some(last) = decisions.last().copied() else {
-        return next.run(req).await;
+        return Ok((req, None));
     };
     let refused_at = decisions.len() - 1;
     if !last.allowed {
         let rule = applied[refused_at];
+        let meta = request_meta(req.extensions(), req.headers(), state);
         let waived = rule.key == KeyKind::Account
-            && match (&tenant, &account) {
+            && match (tenant, &account) {
                 (Some(t), Some(email)) => state
                     .accounts
-                    .known_ip_waives_lockout(t.id, email, meta.ip.as_deref())
+                    .known_ip_waives_lockout(t, email, meta.ip.as_deref())
                     .await
                     .unwrap_or(false),
                 _ => false,
             };
         if !waived {
-            return refuse(
-                &state,
-                rule,
-                &checks[refused_at].key,
-                &last,
-                tenant.as_ref(),
-                &meta,
-            )
-            .await;
+            return Err(refuse(state, rule, &checks[refused_at].key, &last, tenant, &meta).await);
         }
     }
     // Report the tightest admitted rule.
@@ -224,11 +269,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         .enumerate()
         .filter(|(_, d)| d.allowed)
         .min_by_key(|(_, d)| d.remaining);
-    let mut resp = next.run(req).await;
-    if let Some((i, d)) = shown {
-        set_headers(resp.headers_mut(), applied[i], d);
-    }
-    resp
+    Ok((req, shown.map(|(i, d)| LimitHeaders::new(applied[i], d))))
 }
 
 /// The 429 answer, with its audit entry (throttled) and metric.
@@ -237,7 +278,7 @@ async fn refuse(
     rule: &Rule,
     key: &str,
     decision: &Decision,
-    tenant: Option<&Tenant>,
+    tenant: Option<TenantId>,
     meta: &RequestMeta,
 ) -> Response {
     metrics::counter!("aegis_rate_limit_refusals_total", "rule" => rule.name.to_string())
@@ -248,7 +289,7 @@ async fn refuse(
         && state.limit_audit.first(key, window)
     {
         let event = audit::event(
-            t.id,
+            t,
             meta,
             None,
             Action::RateLimited,
@@ -262,7 +303,7 @@ async fn refuse(
     }
     let retry_after_secs = secs_ceil(decision.retry_after_us).max(1);
     let mut resp = ApiError::TooManyRequests { retry_after_secs }.into_response();
-    set_headers(resp.headers_mut(), rule, decision);
+    LimitHeaders::new(rule, decision).apply(resp.headers_mut());
     resp
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aegis_core::ratelimit::Quota;
-use axum::http::Method;
+use axum::http::{HeaderValue, Method};
 
 use super::config::{KeyKind, RateLimitConfig};
 
@@ -70,6 +70,11 @@ pub struct Rule {
     pub quota: Quota,
     pub period_secs: u64,
     routes: Vec<RoutePattern>,
+    /// `RateLimit-Policy` and `X-RateLimit-Limit` never change: built once, not per
+    /// response.
+    /// (`None` when the rule's name cannot appear in a header.)
+    pub policy_header: Option<HeaderValue>,
+    pub limit_header: HeaderValue,
 }
 
 /// Every enabled rule, ordered for evaluation (IP rules first, account rules last).
@@ -86,6 +91,12 @@ impl Policy {
             .effective_rules()
             .into_iter()
             .map(|(name, r)| Rule {
+                policy_header: HeaderValue::from_str(&format!(
+                    "\"{name}\";q={};w={}",
+                    r.limit, r.period_secs
+                ))
+                .ok(),
+                limit_header: HeaderValue::from(r.limit),
                 name: name.into(),
                 key: r.key,
                 quota: Quota {

@@ -464,6 +464,22 @@ impl Server {
     }
 }
 
+/// The Redis used by tests, or `None` (reported as skipped, by `test`'s name) when not
+/// configured; a failure instead when AEGIS_TEST_REQUIRE_SERVICES is set.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("AEGIS_TEST_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var("AEGIS_TEST_REQUIRE_SERVICES").is_err(),
+                "AEGIS_TEST_REQUIRE_SERVICES is set but AEGIS_TEST_REDIS_URL is not"
+            );
+            eprintln!("SKIPPED: {test} (AEGIS_TEST_REDIS_URL not set)");
+            None
+        }
+    }
+}
+
 /// The `Cookie` header value for a session token.
 pub fn cookie(token: &str) -> String {
     format!("__Host-aegis_session={token}")

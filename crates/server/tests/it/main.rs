@@ -14,5 +14,6 @@ mod oidc;
 mod production;
 mod ratelimit;
 mod recovery;
+mod session_cache;
 mod sessions;
 mod tenancy;

@@ -11,19 +11,8 @@ use serde_json::json;
 
 use crate::harness::{Db, PASSWORD, Resp, Server, TestDb};
 
-/// The Redis used by tests, or `None` (reported as skipped) when not configured.
 fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("AEGIS_TEST_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert!(
-                std::env::var("AEGIS_TEST_REQUIRE_SERVICES").is_err(),
-                "AEGIS_TEST_REQUIRE_SERVICES is set but AEGIS_TEST_REDIS_URL is not"
-            );
-            eprintln!("SKIPPED: ratelimit::{test} (AEGIS_TEST_REDIS_URL not set)");
-            None
-        }
-    }
+    crate::harness::redis_url(&format!("ratelimit::{test}"))
 }
 
 /// A configuration file with rate-limit rules, kept alive with the test.

@@ -48,7 +48,7 @@ pub async fn metrics(State(state): State<AppState>, Meta(meta): Meta) -> ApiResu
         .as_deref()
         .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
         .is_some_and(|ip| state.metrics_allow.iter().any(|n| n.contains(&ip)));
-    let handle = match &state.metrics {
+    let handle = match state.metrics.get() {
         Some(h) if allowed => h,
         _ => return Err(ApiError::NotFound("no such endpoint".into())),
     };

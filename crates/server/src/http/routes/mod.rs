@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod forward_auth;
 pub mod health;
 pub mod mfa;
 pub mod oidc;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
             put(oidc::admin_put).delete(oidc::admin_delete),
         )
         .route("/api/v1/session", get(auth::session))
+        .route("/api/v1/forward-auth", get(forward_auth::check))
         .route("/api/v1/csrf", get(auth::csrf))
         .route("/api/v1/password", post(auth::change_password))
         .route(
