@@ -83,12 +83,20 @@ pg_up() {
   command -v psql >/dev/null && psql -q "$PG_URL" -c 'SELECT 1' >/dev/null 2>&1
 }
 
-# fresh_pg_db: creates an empty database next to $PG_URL's and prints its URL.
+# fresh_pg_db: creates an empty database next to $PG_URL's and sets PG_OWNER_URL (its
+# owner, for migrations) and PG_APP_URL (the role `aegis_app`: not a superuser, no
+# BYPASSRLS, so row-level security is on, as in production).
 fresh_pg_db() {
   local name="aegis_bench_$$_${#PG_DBS[@]}"
   psql -q "$PG_URL" -c "CREATE DATABASE \"$name\"" >/dev/null
   PG_DBS+=("$name")
-  echo "${PG_URL%/*}/$name"
+  psql -q "$PG_URL" -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'aegis_app') THEN
+        CREATE ROLE aegis_app LOGIN NOSUPERUSER NOBYPASSRLS;
+      END IF;
+    END \$\$;" >/dev/null 2>&1 || true
+  PG_OWNER_URL="${PG_URL%/*}/$name"
+  PG_APP_URL=$(printf '%s' "$PG_OWNER_URL" | sed 's|://[^@/]*@|://aegis_app@|')
 }
 
 # start NAME CMD... : starts a server (env and command line given), waits for its

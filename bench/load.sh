@@ -29,7 +29,7 @@ prepare() {
     printf '{"email":"user%d@bench.example","password_hash":"%s","role":"member"}\n' "$i" "$hash"
   done >"$WORK/$name.jsonl"
   env -i PATH="$PATH" AEGIS_DATABASE_URL="$DB" AEGIS_SECRET_KEY="$BENCH_SECRET" \
-    AEGIS_LOG_LEVEL=warn "$BIN/aegis" user import "$WORK/$name.jsonl" >/dev/null
+    "${RUN_ENV[@]}" AEGIS_LOG_LEVEL=error "$BIN/aegis" user import "$WORK/$name.jsonl" >/dev/null
   seq 1 "$USERS" | xargs -P "$(nproc)" -I{} bash -c '
     email="user{}@bench.example"
     c=$(curl -sS -D - -o /dev/null -X POST -H "content-type: application/json" \
@@ -51,6 +51,7 @@ run() {
   local name=$1
   DB=$2
   shift 2
+  RUN_ENV=("$@")
   start_aegis "$name" "$DB" "$@"
   local addr=$ADDR pid=$PID
   echo "# $name: preparing $USERS accounts" >&2
@@ -67,7 +68,8 @@ run() {
 
 run sqlite "sqlite://$WORK/sqlite.db"
 if pg_up && redis_up; then
-  run postgres+redis "$(fresh_pg_db)" AEGIS_REDIS_URL="$REDIS_URL" \
+  fresh_pg_db
+  run postgres+redis "$PG_APP_URL" AEGIS_DATABASE_OWNER_URL="$PG_OWNER_URL" AEGIS_REDIS_URL="$REDIS_URL" \
     AEGIS_RATE_LIMIT_REDIS_PREFIX="aegis-bench:$(date +%s):$$:" \
     AEGIS_SESSION_CACHE_CHANNEL="aegis-bench:$$:sessions"
 fi

@@ -74,8 +74,9 @@ measure "baseline (run 1)" "$BASE" /api/v1/session "x=1"
 backend sqlite "sqlite://$WORK/sqlite.db"
 PG=""
 if pg_up && redis_up; then
-  PG=$(fresh_pg_db)
-  backend "postgres+redis" "$PG" AEGIS_REDIS_URL="$REDIS_URL" \
+  fresh_pg_db
+  PG=$PG_APP_URL
+  backend "postgres+redis" "$PG" AEGIS_DATABASE_OWNER_URL="$PG_OWNER_URL" AEGIS_REDIS_URL="$REDIS_URL" \
     AEGIS_RATE_LIMIT_REDIS_PREFIX="aegis-bench:$(date +%s):$$:" \
     AEGIS_SESSION_CACHE_CHANNEL="aegis-bench:$$:sessions"
 fi

@@ -4,7 +4,7 @@
 -- think time in milliseconds. Prints p50/p95/p99, and answers by status.
 local accounts = {}
 local think = 1000
-local answers = {}
+answers = {} -- global: done() reads it from every thread
 local threads = {}
 local counter = 0
 

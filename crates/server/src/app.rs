@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 
 use crate::config::{Config, Mode, parse_cidr};
 use crate::http::cookie::CookieSettings;
+use crate::http::cors::Cors;
 use crate::http::state::{AppState, Shared, TenantCache};
 use crate::oidc::HttpIdpClient;
 use crate::ratelimit::RateLimiter;
@@ -207,6 +208,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     };
     Ok(AppState::new(Shared {
         cookie: CookieSettings::from_config(&cfg.session),
+        cors: Cors::from_config(&cfg.cors),
         config: Arc::new(cfg),
         sessions: SessionService::new(store.clone(), policy, session_cache),
         store,

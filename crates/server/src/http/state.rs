@@ -16,6 +16,7 @@ use aegis_core::tenants::TenantService;
 use ipnet::IpNet;
 
 use super::cookie::CookieSettings;
+use super::cors::Cors;
 use super::ratelimit::AuditThrottle;
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
@@ -62,6 +63,7 @@ pub struct Shared {
     /// Key for CSRF token MACs.
     pub secret_key: Arc<[u8]>,
     pub cookie: CookieSettings,
+    pub cors: Cors,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub tenant_cache: TenantCache,
     /// `None` when `rate_limit.enabled = false`.
