@@ -14,12 +14,12 @@ build_release
 ensure_wrk
 TOP="${BENCH_TOP:-25}"
 
-# profile NAME COOKIE CMD... : prints "instructions requests" and leaves $WORK/NAME.cg.
+# profile NAME COOKIE CMD... : runs CMD (whose program is to be started through
+# valgrind, see `callgrind` below) and prints "instructions requests callgrind-file".
 profile() {
   local name=$1 cookie=$2
   shift 2
-  start "$name-cg" valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.cg" \
-    --instr-atstart=no "$@"
+  start "$name-cg" "$@"
   local addr=$ADDR pid=$PID
   wrk -t1 -c4 -d3s -H "cookie: $cookie" "http://$addr/api/v1/session" >/dev/null
   callgrind_control -i on "$pid" >/dev/null
@@ -40,17 +40,23 @@ COOKIE=$(session_cookie "$ADDR" bench@example.com)
 kill "$PID"
 wait "$PID" 2>/dev/null || true
 
+callgrind() { # callgrind NAME : the valgrind command line writing $WORK/NAME.cg
+  echo valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.cg" --instr-atstart=no
+}
+# shellcheck disable=SC2046
 read -r AI AR AF < <(profile aegis "$COOKIE" env -i PATH="$PATH" AEGIS_LISTEN=127.0.0.1:0 \
   AEGIS_DATABASE_URL="sqlite://$WORK/aegis.db" AEGIS_SECRET_KEY="$BENCH_SECRET" \
-  AEGIS_CONFIG="$BENCH_DIR/rules.toml" "$BIN/aegis" serve)
-read -r BI BR _ < <(profile baseline "x=1" "$BIN/baseline_server")
+  AEGIS_CONFIG="$BENCH_DIR/rules.toml" $(callgrind aegis) "$BIN/aegis" serve)
+# shellcheck disable=SC2046
+read -r BI BR _ < <(profile baseline "x=1" $(callgrind baseline) "$BIN/baseline_server")
 
 echo "== instructions per request (callgrind, GET /api/v1/session, warm session cache)"
 awk -v ai="$AI" -v ar="$AR" -v bi="$BI" -v br="$BR" 'BEGIN {
   printf "baseline (axum, constant body): %8.0f\n", bi / br
   printf "aegis:                          %8.0f   (x %.2f)\n", ai / ar, (ai / ar) / (bi / br)
 }'
-echo "== aegis: functions by inclusive cost (top $TOP)"
-callgrind_annotate --inclusive=yes "$AF" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | sed -n "2,$((TOP + 1))p" | cut -c1-160
+echo "== aegis: its own functions by inclusive cost (top $TOP; the runtime's frames left out)"
+callgrind_annotate --inclusive=yes "$AF" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
+  grep -E 'aegis(_core|_store)?::|serde_json|sha2::|tracing' | head -n "$TOP" | cut -c1-160
 echo "== aegis: functions by exclusive cost (top $TOP)"
 callgrind_annotate "$AF" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | sed -n "2,$((TOP + 1))p" | cut -c1-160

@@ -3,6 +3,7 @@
 //! stamped with the request id.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -99,9 +100,9 @@ async fn lookup(
 /// Admission, in order: the tenant (from a `/t/{slug}` prefix, else the `Host` header,
 /// else the default tenant; the prefix is stripped so routes are the same for every
 /// tenant), the rate limits (whose keys may name the tenant), then the origin check of
-/// unsafe methods. One middleware rather than three: each layer costs every request a
-/// boxed future and a clone of the service below it.
-pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// unsafe methods; then the routes.
+async fn admit(state: &AppState, mut req: Request, next: Next) -> Response {
+    let state = state.clone();
     match resolve(&state, &mut req).await {
         Ok(tenant) => req.extensions_mut().insert(tenant),
         Err(e) => return e.into_response(),
@@ -242,11 +243,13 @@ fn mark_sensitive(headers: &mut axum::http::HeaderMap, names: &[HeaderName]) {
     }
 }
 
-/// The frame of every request, outermost: credential headers marked sensitive, the
-/// request id (the client's, or a new one) on the request, the answer and the log span, CORS (preflights answered
-/// here), the request id in error bodies, and the security headers. One middleware
-/// rather than five layers: each layer costs every request a boxed future and a
-/// clone of the service below it.
+/// The one middleware around the routes: credential headers marked sensitive, the
+/// request id (the client's, or a new one) on the request, the answer and the log span,
+/// CORS (preflights answered here), the request timeout, admission (tenant, rate
+/// limits, origin check), then on the way out the rate-limit and CORS headers, the
+/// request id in error bodies and the security headers. One middleware rather than
+/// the ten layers it replaces: each layer cost every request a boxed future and a clone
+/// of the whole stack below it.
 pub async fn frame(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     mark_sensitive(req.headers_mut(), &SENSITIVE_REQUEST_HEADERS);
     let request_id = match req.headers().get(X_REQUEST_ID) {
@@ -266,8 +269,13 @@ pub async fn frame(State(state): State<AppState>, mut req: Request, next: Next) 
         // Every log line of the request carries its id. Only the id: the subscriber
         // formats span fields eagerly on every request (method and path doubled the
         // cost of the span in the profile).
-        let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
-        let mut resp = next.run(req).instrument(span).await;
+        let span = tracing::info_span!("request", request_id = %request_id.to_str().unwrap_or(""));
+        let limit = Duration::from_secs(state.config.http.request_timeout_secs);
+        let mut resp =
+            match tokio::time::timeout(limit, admit(&state, req, next).instrument(span)).await {
+                Ok(resp) => resp,
+                Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
+            };
         state.cors.decorate(origin.as_ref(), resp.headers_mut());
         resp
     };

@@ -12,19 +12,16 @@ pub mod routes;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use tower::ServiceBuilder;
-use tower_http::timeout::TimeoutLayer;
+use tower::Layer;
 
 use state::AppState;
 
-/// Builds the complete application service: the routes wrapped in few layers, on
-/// purpose, since each costs every request a boxed future and a clone of everything
-/// below it. Tenant resolution rewrites the URI, so it wraps the router rather than
-/// being a route layer.
+/// Builds the complete application service: the routes inside one middleware
+/// (`middleware::frame`). Tenant resolution rewrites the URI, so the middleware wraps
+/// the router as a service rather than being a route layer.
 pub fn app(
     state: AppState,
 ) -> impl tower::Service<
@@ -37,18 +34,10 @@ pub fn app(
 + Sync
 + 'static {
     let body_limit = state.config.http.max_body_bytes;
-    let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     let routes = routes::router()
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone());
-    ServiceBuilder::new()
-        .layer(from_fn_with_state(state.clone(), middleware::frame))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        .layer(from_fn_with_state(state, middleware::admit))
-        .service(routes)
+    from_fn_with_state(state, middleware::frame).layer(routes)
 }
 
 /// Serves until `shutdown` resolves.
