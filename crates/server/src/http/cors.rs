@@ -64,15 +64,8 @@ impl Cors {
     /// The headers of a preflight answer.
     pub fn preflight(&self, request: &HeaderMap, answer: &mut HeaderMap) {
         answer.insert(header::VARY, HeaderValue::from_static(VARY));
-        let Some(origin) = self.allow_origin(request.get(header::ORIGIN)) else {
+        if !self.allow(request.get(header::ORIGIN), answer) {
             return;
-        };
-        answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        if self.credentials && !self.any {
-            answer.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
         }
         answer.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -88,8 +81,16 @@ impl Cors {
     /// Adds the CORS headers to an ordinary answer to a request from `origin`.
     pub fn decorate(&self, origin: Option<&HeaderValue>, answer: &mut HeaderMap) {
         answer.append(header::VARY, HeaderValue::from_static(VARY));
+        if self.allow(origin, answer) {
+            answer.insert(EXPOSE, HeaderValue::from_static(EXPOSE_HEADERS));
+        }
+    }
+
+    /// Adds `Access-Control-Allow-Origin` (and `-Credentials`) when `origin` is allowed;
+    /// whether it was.
+    fn allow(&self, origin: Option<&HeaderValue>, answer: &mut HeaderMap) -> bool {
         let Some(origin) = self.allow_origin(origin) else {
-            return;
+            return false;
         };
         answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         if self.credentials && !self.any {
@@ -98,7 +99,7 @@ impl Cors {
                 HeaderValue::from_static("true"),
             );
         }
-        answer.insert(EXPOSE, HeaderValue::from_static(EXPOSE_HEADERS));
+        true
     }
 }
 

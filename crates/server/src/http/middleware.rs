@@ -1,6 +1,7 @@
-//! Request middleware: tenant resolution (with `/t/{slug}` prefix rewriting), the
-//! Origin / Sec-Fetch-Site check for unsafe methods, security headers, and error bodies
-//! stamped with the request id.
+//! The one middleware around the routes (`frame`): request ids, CORS, the request
+//! timeout, admission (tenant resolution with `/t/{slug}` prefix rewriting, rate limits,
+//! the Origin / Sec-Fetch-Site check for unsafe methods), security headers, and error
+//! bodies stamped with the request id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,16 +103,15 @@ async fn lookup(
 /// tenant), the rate limits (whose keys may name the tenant), then the origin check of
 /// unsafe methods; then the routes.
 async fn admit(state: &AppState, mut req: Request, next: Next) -> Response {
-    let state = state.clone();
-    match resolve(&state, &mut req).await {
+    match resolve(state, &mut req).await {
         Ok(tenant) => req.extensions_mut().insert(tenant),
         Err(e) => return e.into_response(),
     };
-    let (req, limit_headers) = match ratelimit::admit(&state, req).await {
+    let (req, limit_headers) = match ratelimit::admit(state, req).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
-    let mut resp = if is_unsafe(req.method()) && !origin_allowed(&state, &req) {
+    let mut resp = if is_unsafe(req.method()) && !origin_allowed(state, &req) {
         tracing::warn!(target: "aegis::security", event = "csrf_failure", "cross-origin unsafe request refused");
         metrics::counter!("aegis_csrf_failures_total", "check" => "origin").increment(1);
         ApiError::Forbidden("cross-origin request refused: the Origin is not allowed".into())
@@ -119,7 +119,8 @@ async fn admit(state: &AppState, mut req: Request, next: Next) -> Response {
     } else {
         next.run(req).await
     };
-    // Room for the headers every layer above adds, so the map grows once.
+    // Room for the headers still to come (rate limits, CORS, request id, security), so
+    // the map grows once.
     resp.headers_mut().reserve(24);
     if let Some(h) = limit_headers {
         h.apply(resp.headers_mut());

@@ -414,6 +414,18 @@ impl Server {
         }
     }
 
+    /// The status of `GET /api/v1/session` with this session token as cookie.
+    pub async fn session_status(&self, token: &str) -> u16 {
+        self.req(
+            "GET",
+            "/api/v1/session",
+            None,
+            &[("cookie", &cookie(token))],
+        )
+        .await
+        .status
+    }
+
     /// Registers `email` with [`PASSWORD`] under an optional `/t/{slug}` prefix.
     pub async fn register(&self, prefix: &str, email: &str) -> Resp {
         let r = self

@@ -10,14 +10,7 @@ use crate::both_backends;
 use crate::harness::{Db, PASSWORD, Server, cookie, redis_url};
 
 async fn status(s: &Server, token: &str) -> u16 {
-    s.req(
-        "GET",
-        "/api/v1/session",
-        None,
-        &[("cookie", &cookie(token))],
-    )
-    .await
-    .status
+    s.session_status(token).await
 }
 
 fn auth<'a>(token: &'a str, csrf: &'a str) -> [(String, String); 2] {

@@ -8,14 +8,7 @@ use crate::both_backends;
 use crate::harness::{Db, PASSWORD, Server, cookie};
 
 async fn get_session(s: &Server, token: &str) -> u16 {
-    s.req(
-        "GET",
-        "/api/v1/session",
-        None,
-        &[("cookie", &cookie(token))],
-    )
-    .await
-    .status
+    s.session_status(token).await
 }
 
 async fn absolute_expiry(db: Db) {
