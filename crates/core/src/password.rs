@@ -1,7 +1,9 @@
-//! Password policy and hashing. Argon2id (OWASP: m=19456 KiB, t=2, p=1) runs on the
-//! blocking pool behind a semaphore, with a bounded number of callers allowed to wait:
-//! beyond it callers are told to retry at once, so a login flood can exhaust neither
-//! memory nor CPU nor the queue. Legacy bcrypt hashes verify once and are then upgraded.
+//! Password policy and hashing. Argon2id (OWASP: m=19456 KiB, t=2, p=1) runs on a pool
+//! of dedicated hashing threads, one per allowed computation, fed by a queue with a
+//! bounded number of callers allowed to wait: beyond it callers are told to retry at
+//! once, so a login flood can exhaust neither memory nor CPU nor the queue. A thread
+//! takes the next job the moment it finishes one, without a round through the async
+//! runtime. Legacy bcrypt hashes verify once and are then upgraded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
 
 use crate::model::HashAlgorithm;
 use crate::{CoreError, Result};
@@ -125,11 +126,14 @@ impl Drop for Admission {
 /// Hashes and verifies passwords with bounded concurrency and a bounded queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    /// Calls running or waiting for a permit.
+    /// Jobs for the hashing threads (they stop when every clone of the hasher is gone).
+    queue: std::sync::mpsc::Sender<Job>,
+    /// Calls running or waiting for a hashing thread.
     admitted: Arc<AtomicUsize>,
     /// Most calls admitted at once: concurrency plus the queue.
     capacity: usize,
+    /// Hashing threads.
+    threads: usize,
     /// Hint given with a refusal; see [`retry_after_for`].
     retry_after_secs: u64,
     /// A real Argon2id hash of a random password, verified when the user does not exist
@@ -140,7 +144,7 @@ pub struct PasswordHasher {
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
-            .field("available_permits", &self.permits.available_permits())
+            .field("threads", &self.threads)
             .field("admitted", &self.admitted.load(Ordering::Relaxed))
             .field("capacity", &self.capacity)
             .finish()
@@ -239,6 +243,54 @@ fn verify_blocking(password: &[u8], stored: &str, algorithm: HashAlgorithm) -> R
     }
 }
 
+/// A computation for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A queued call's place among the admitted ones: taken by the hashing thread when the
+/// job starts, or by the caller when it gives up first.
+struct Place(std::sync::Mutex<Option<Admission>>);
+
+impl Place {
+    fn take(&self) -> Option<Admission> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Frees a queued call's place when its caller stops waiting (a job already running
+/// keeps it).
+struct GiveUp(Arc<Place>);
+
+impl Drop for GiveUp {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+/// Starts `n` threads that run queued jobs until the queue's sender is gone.
+fn start_hashing_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>> {
+    let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+    let jobs = Arc::new(std::sync::Mutex::new(jobs));
+    for i in 0..n {
+        let jobs = jobs.clone();
+        std::thread::Builder::new()
+            .name(format!("aegis-hash-{i}"))
+            .spawn(move || {
+                loop {
+                    let next = match jobs.lock() {
+                        Ok(jobs) => jobs.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = next else { return };
+                    // A panicking job loses its answer (the caller gets an error), not
+                    // the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .map_err(|e| CoreError::Internal(format!("starting a hashing thread: {e}")))?;
+    }
+    Ok(queue)
+}
+
 impl PasswordHasher {
     /// `concurrency` bounds simultaneous hash computations (each uses ~19 MiB);
     /// `max_waiting` bounds the callers waiting for one (0: 16 × concurrency).
@@ -251,7 +303,8 @@ impl PasswordHasher {
             max_waiting
         };
         Ok(PasswordHasher {
-            permits: Arc::new(Semaphore::new(concurrency)),
+            queue: start_hashing_threads(concurrency)?,
+            threads: concurrency,
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: concurrency.saturating_add(max_waiting),
             retry_after_secs: retry_after_for(concurrency, max_waiting),
@@ -299,21 +352,26 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let admission = self.admit()?;
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        let place = Arc::new(Place(std::sync::Mutex::new(Some(self.admit()?))));
+        let _gives_up = GiveUp(place.clone());
+        let (done, result) = tokio::sync::oneshot::channel();
+        let queued: Job = Box::new(move || {
+            // A caller who went away while queued took its place back: nothing to do.
+            // Otherwise the place is held until the computation has really finished.
+            let Some(held) = place.take() else {
+                return;
+            };
+            let out = job();
+            // Free the place before answering, so the caller sees it free.
+            drop(held);
+            let _ = done.send(out);
+        });
+        self.queue
+            .send(queued)
+            .map_err(|_| CoreError::Internal("hashing threads stopped".into()))?;
+        result
             .await
-            .map_err(|_| CoreError::Internal("hasher closed".into()))?;
-        // The permit and the place travel with the job: if the caller goes away, they
-        // are released only when the computation has really finished.
-        tokio::task::spawn_blocking(move || {
-            let _held = (permit, admission);
-            job()
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("hash task: {e}")))?
+            .map_err(|_| CoreError::Internal("hash job lost".into()))?
     }
 
     /// Produces a PHC-format Argon2id hash.
@@ -471,10 +529,11 @@ mod tests {
     async fn a_caller_that_gives_up_while_queued_frees_its_place() {
         let hasher = PasswordHasher::new(1, 1).unwrap();
         let running = spawn_hash(&hasher);
-        // Once the permit is taken, the next call can only wait for it.
-        while hasher.permits.available_permits() > 0 {
+        // Once the first call runs, the next can only wait for the thread.
+        while hasher.queue_stats().0 == 0 {
             tokio::task::yield_now().await;
         }
+        tokio::time::sleep(Duration::from_millis(5)).await;
         let gave_up = tokio::time::timeout(Duration::from_millis(1), hasher.hash(&secret())).await;
         assert!(gave_up.is_err(), "timed out while queued");
         assert_eq!(hasher.queue_stats().0, 1, "only the running call is left");
