@@ -162,15 +162,23 @@ impl LocalLimiter {
             // A poisoned shard only means another thread panicked mid-update of a plain
             // integer map; its data is still consistent.
             let mut map = self.shard(&c.key).lock().unwrap_or_else(|p| p.into_inner());
-            let (decision, store) = gcra(map.get(c.key.as_str()).copied(), now, &c.quota);
-            if let Some(tat) = store {
-                match map.get_mut(c.key.as_str()) {
-                    Some(slot) => *slot = tat,
-                    None => {
+            // One lookup for a known key (the common case), a second only to insert.
+            let decision = match map.get_mut(c.key.as_str()) {
+                Some(slot) => {
+                    let (decision, store) = gcra(Some(*slot), now, &c.quota);
+                    if let Some(tat) = store {
+                        *slot = tat;
+                    }
+                    decision
+                }
+                None => {
+                    let (decision, store) = gcra(None, now, &c.quota);
+                    if let Some(tat) = store {
                         map.insert(c.key.as_str().into(), tat);
                     }
+                    decision
                 }
-            }
+            };
             drop(map);
             out.push(decision);
             if !decision.allowed {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -165,11 +165,8 @@ pub async fn logout(
 }
 
 /// `GET /api/v1/session`: who is calling.
-pub async fn session(
-    CurrentTenant(tenant): CurrentTenant,
-    Authed(who): Authed,
-) -> Json<SessionAnswer> {
-    Json(SessionAnswer { who, tenant })
+pub async fn session(CurrentTenant(tenant): CurrentTenant, Authed(who): Authed) -> Response {
+    SessionAnswer { who, tenant }.into_response()
 }
 
 /// The answer of `GET /api/v1/session`, serialised straight from the shared identity
@@ -178,6 +175,25 @@ pub async fn session(
 pub struct SessionAnswer {
     who: Arc<Identity>,
     tenant: Arc<Tenant>,
+}
+
+impl IntoResponse for SessionAnswer {
+    /// Serialised into a buffer of the answer's usual size, so it is written once
+    /// rather than grown and copied.
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(384);
+        match serde_json::to_writer(&mut body, &self) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(e) => ApiError::Internal(format!("serialising the session: {e}")).into_response(),
+        }
+    }
 }
 
 impl Serialize for SessionAnswer {
