@@ -169,11 +169,11 @@ fn hash_blocking(password: &[u8]) -> Result<String> {
 /// for more gets a one-off area.
 const KEPT_BLOCKS: usize = 2 * ARGON2_M_COST as usize;
 
-/// Verifies `password` against a parsed Argon2 PHC hash. Same computation as
-/// `Argon2::verify_password`, but each hashing thread reuses one memory area instead
-/// of allocating and zeroing 19 MiB (and faulting it in) per login: that was a tenth
-/// of a login's CPU time beside the hash itself.
-fn argon2_matches(password: &[u8], parsed: &PasswordHash) -> bool {
+/// Verifies `password` against a parsed Argon2 PHC hash and its parameters. Same
+/// computation as `Argon2::verify_password`, but each hashing thread reuses one memory
+/// area instead of allocating and zeroing 19 MiB (and faulting it in) per login: that
+/// was a tenth of a login's CPU time beside the hash itself.
+fn argon2_matches(password: &[u8], parsed: &PasswordHash, params: Params) -> bool {
     use std::cell::RefCell;
     thread_local! {
         static BLOCKS: RefCell<Vec<argon2::Block>> = const { RefCell::new(Vec::new()) };
@@ -190,9 +190,6 @@ fn argon2_matches(password: &[u8], parsed: &PasswordHash) -> bool {
             Err(_) => return false,
         },
         None => Version::default(),
-    };
-    let Ok(params) = Params::try_from(parsed) else {
-        return false;
     };
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version, params);
@@ -222,14 +219,16 @@ fn verify_blocking(password: &[u8], stored: &str, algorithm: HashAlgorithm) -> R
             let Ok(parsed) = PasswordHash::new(stored) else {
                 return Ok(Verified::No);
             };
-            if !argon2_matches(password, &parsed) {
+            let Ok(params) = Params::try_from(&parsed) else {
+                return Ok(Verified::No);
+            };
+            let current = params.m_cost() == ARGON2_M_COST
+                && params.t_cost() == ARGON2_T_COST
+                && params.p_cost() == ARGON2_P_COST
+                && parsed.algorithm.as_str() == "argon2id";
+            if !argon2_matches(password, &parsed, params) {
                 return Ok(Verified::No);
             }
-            let current = Params::try_from(&parsed).ok().is_some_and(|p| {
-                p.m_cost() == ARGON2_M_COST
-                    && p.t_cost() == ARGON2_T_COST
-                    && p.p_cost() == ARGON2_P_COST
-            }) && parsed.algorithm.as_str() == "argon2id";
             Ok(if current {
                 Verified::Yes
             } else {
@@ -566,11 +565,17 @@ mod tests {
             let stored = a.hash_password(b"secret").unwrap().to_string();
             let parsed = PasswordHash::new(&stored).unwrap();
             assert!(a.verify_password(b"secret", &parsed).is_ok(), "{stored}");
-            assert!(argon2_matches(b"secret", &parsed), "{stored}");
-            assert!(!argon2_matches(b"Secret", &parsed), "{stored}");
+            let params = Params::try_from(&parsed).unwrap();
+            assert!(
+                argon2_matches(b"secret", &parsed, params.clone()),
+                "{stored}"
+            );
+            assert!(!argon2_matches(b"Secret", &parsed, params), "{stored}");
         }
         let stored = hash_blocking(b"pw").unwrap();
-        assert!(argon2_matches(b"pw", &PasswordHash::new(&stored).unwrap()));
+        let parsed = PasswordHash::new(&stored).unwrap();
+        let params = Params::try_from(&parsed).unwrap();
+        assert!(argon2_matches(b"pw", &parsed, params));
     }
 
     #[test]

@@ -61,9 +61,9 @@ pub trait Fanout: Send + Sync {
 
 /// A validated session as the cache keeps it.
 struct Entry {
+    /// The session's identity; a token presented to another tenant than its
+    /// `tenant_id` misses.
     identity: Arc<Identity>,
-    /// Tenant the session belongs to; a token presented to another tenant misses.
-    tenant: TenantId,
     /// When this entry stops being trusted (cache TTL).
     fresh_until: Millis,
     /// Last activity as last written to the database (sliding refresh).
@@ -137,11 +137,6 @@ impl SessionCache {
         }
     }
 
-    /// A cache that never keeps anything.
-    pub fn disabled() -> Self {
-        Self::new(0, 0)
-    }
-
     fn enabled(&self) -> bool {
         self.ttl_ms > 0 && self.shard_capacity > 0
     }
@@ -169,7 +164,7 @@ impl SessionCache {
         }
         let shard = self.shard(hash).read().ok()?;
         let entry = shard.get(hash)?;
-        if entry.tenant != tenant || now >= entry.fresh_until {
+        if entry.identity.tenant_id != tenant || now >= entry.fresh_until {
             return None;
         }
         Some(Hit {
@@ -192,6 +187,7 @@ impl SessionCache {
             return;
         }
         let session = identity.session_id;
+        let mut evicted = Vec::new();
         let Ok(mut shard) = self.shard(&hash).write() else {
             return;
         };
@@ -202,16 +198,17 @@ impl SessionCache {
             return;
         }
         if shard.len() >= self.shard_capacity && !shard.contains_key(&hash) {
-            shard.retain(|_, e| e.fresh_until > now);
+            evicted = remove_where(&mut shard, |e| e.fresh_until <= now);
             if shard.len() >= self.shard_capacity {
                 // Still full of fresh entries: give up one (a miss costs a query).
-                if let Some(k) = shard.keys().next().copied() {
-                    shard.remove(&k);
+                if let Some(k) = shard.keys().next().copied()
+                    && let Some(e) = shard.remove(&k)
+                {
+                    evicted.push(e.identity.session_id);
                 }
             }
         }
         let entry = Entry {
-            tenant: identity.tenant_id,
             identity,
             fresh_until: now.saturating_add(self.ttl_ms),
             last_seen_at: AtomicI64::new(last_seen_at),
@@ -219,6 +216,9 @@ impl SessionCache {
         shard.insert(hash, entry);
         drop(shard);
         if let Ok(mut index) = self.by_session.lock() {
+            for id in &evicted {
+                index.remove(id);
+            }
             index.insert(session, hash);
         }
     }
@@ -263,23 +263,7 @@ impl SessionCache {
                 }
             }
             Invalidation::User(user) => {
-                let mut gone = Vec::new();
-                for shard in self.shards.iter() {
-                    if let Ok(mut shard) = shard.write() {
-                        shard.retain(|_, e| {
-                            let keep = e.identity.user_id != user;
-                            if !keep {
-                                gone.push(e.identity.session_id);
-                            }
-                            keep
-                        });
-                    }
-                }
-                if let Ok(mut index) = self.by_session.lock() {
-                    for id in gone {
-                        index.remove(&id);
-                    }
-                }
+                self.remove_everywhere(|e| e.identity.user_id == user);
             }
         }
     }
@@ -313,25 +297,42 @@ impl SessionCache {
 
     /// Drops entries past their TTL (and their index rows); returns how many.
     pub fn sweep(&self, now: Millis) -> usize {
-        let mut gone = Vec::new();
+        self.remove_everywhere(|e| e.fresh_until <= now)
+    }
+
+    /// Removes the entries of every shard for which `gone` holds, and their index rows;
+    /// returns how many.
+    fn remove_everywhere(&self, gone: impl Fn(&Entry) -> bool) -> usize {
+        let mut removed = Vec::new();
         for shard in self.shards.iter() {
             if let Ok(mut shard) = shard.write() {
-                shard.retain(|_, e| {
-                    let keep = e.fresh_until > now;
-                    if !keep {
-                        gone.push(e.identity.session_id);
-                    }
-                    keep
-                });
+                removed.extend(remove_where(&mut shard, &gone));
             }
         }
         if let Ok(mut index) = self.by_session.lock() {
-            for id in &gone {
+            for id in &removed {
                 index.remove(id);
             }
         }
-        gone.len()
+        removed.len()
     }
+}
+
+/// Removes a shard's entries for which `gone` holds; returns their session ids, whose
+/// index rows the caller removes (the index has its own lock).
+fn remove_where(
+    shard: &mut HashMap<[u8; 32], Entry, TokenHashState>,
+    gone: impl Fn(&Entry) -> bool,
+) -> Vec<SessionId> {
+    let mut removed = Vec::new();
+    shard.retain(|_, e| {
+        let drop_it = gone(e);
+        if drop_it {
+            removed.push(e.identity.session_id);
+        }
+        !drop_it
+    });
+    removed
 }
 
 #[cfg(test)]
@@ -432,6 +433,8 @@ mod tests {
             );
         }
         assert!(c.len() <= 32, "{} entries", c.len());
+        let indexed = c.by_session.lock().unwrap().len();
+        assert_eq!(indexed, c.len(), "evicted entries leave the index too");
     }
 
     #[test]
@@ -452,7 +455,7 @@ mod tests {
 
     #[test]
     fn disabled_cache_keeps_nothing() {
-        let c = SessionCache::disabled();
+        let c = SessionCache::new(0, 0);
         let t = TenantId::new();
         c.insert(
             hash(1),

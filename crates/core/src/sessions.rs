@@ -40,7 +40,13 @@ impl Default for SessionPolicy {
 impl SessionPolicy {
     /// Whether a session is still valid at `now`.
     pub fn is_live(&self, s: &Session, now: Millis) -> bool {
-        now < s.expires_at && now - s.last_seen_at < self.idle_timeout_ms
+        self.live_at(s.expires_at, s.last_seen_at, now)
+    }
+
+    /// Whether a session expiring at `expires_at` and last active at `last_seen_at` is
+    /// still valid at `now` (for a session row or a cached one).
+    pub fn live_at(&self, expires_at: Millis, last_seen_at: Millis, now: Millis) -> bool {
+        now < expires_at && now - last_seen_at < self.idle_timeout_ms
     }
 }
 
@@ -196,7 +202,7 @@ impl SessionService {
 
     /// Refuses a session past its absolute lifetime or idle for too long.
     fn check_live(&self, expires_at: Millis, last_seen_at: Millis, now: Millis) -> Result<()> {
-        if now < expires_at && now - last_seen_at < self.policy.idle_timeout_ms {
+        if self.policy.live_at(expires_at, last_seen_at, now) {
             return Ok(());
         }
         let why = if now >= expires_at {

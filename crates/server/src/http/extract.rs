@@ -113,16 +113,26 @@ impl FromRequestParts<AppState> for Meta {
     }
 }
 
+/// The client IP of a request: the peer, or what a trusted proxy says (see
+/// `trusted_proxies`).
+pub fn request_ip(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Option<std::net::IpAddr> {
+    let peer = extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    client_ip(peer, headers, &state.trusted_proxies)
+}
+
 /// Request id, client IP (per `trusted_proxies`) and user agent of a request.
 pub fn request_meta(
     extensions: &axum::http::Extensions,
     headers: &axum::http::HeaderMap,
     state: &AppState,
 ) -> RequestMeta {
-    let peer = extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    let ip = client_ip(peer, headers, &state.trusted_proxies).map(|ip| ip.to_string());
+    let ip = request_ip(extensions, headers, state).map(|ip| ip.to_string());
     let header = |name: &str| {
         headers
             .get(name)

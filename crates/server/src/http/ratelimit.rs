@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -22,9 +22,8 @@ use aegis_core::ids::TenantId;
 use aegis_core::model::{RequestMeta, Tenant};
 use aegis_core::ratelimit::{Check, Decision};
 
-use super::client_ip::client_ip;
 use super::error::ApiError;
-use super::extract::{bearer_token, request_meta};
+use super::extract::{bearer_token, request_ip, request_meta};
 use super::state::AppState;
 use crate::ratelimit::config::KeyKind;
 use crate::ratelimit::policy::Rule;
@@ -203,11 +202,7 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
     };
     // Only the client IP and the tenant id: the full request facts are gathered for a
     // refusal alone.
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let ip = client_ip(peer, req.headers(), &state.trusted_proxies);
+    let ip = request_ip(req.extensions(), req.headers(), state);
     let tenant = req.extensions().get::<Arc<Tenant>>().map(|t| t.id);
     let source = KeySource {
         ip,
