@@ -73,9 +73,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# redis_up: true when $REDIS_URL answers PING.
+# redis_up: true when $REDIS_URL answers PING (with redis-cli, else over bash's
+# /dev/tcp).
 redis_up() {
-  command -v redis-cli >/dev/null && redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG
+  if command -v redis-cli >/dev/null; then
+    redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG
+    return
+  fi
+  local hp=${REDIS_URL#*://}
+  hp=${hp##*@}
+  hp=${hp%%/*}
+  local host=${hp%%:*} port=6379
+  if [[ $hp == *:* ]]; then port=${hp##*:}; fi
+  timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port && printf 'PING\r\n' >&3 && head -c 5 <&3" 2>/dev/null |
+    grep -q PONG
 }
 
 # pg_up: true when PostgreSQL answers at $PG_URL.

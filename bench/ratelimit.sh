@@ -6,86 +6,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aegis-target}"
-REDIS_URL="${AEGIS_BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+# The decisions benchmark reads its Redis from the environment.
 export AEGIS_BENCH_REDIS_URL="$REDIS_URL"
 DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 
-cargo build --release -q -p aegis -p aegis-bench
-BIN="$CARGO_TARGET_DIR/release"
-
-echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+build_release
+machine_line
 "$BIN/ratelimit_decisions"
+ensure_wrk
 
-if ! command -v wrk >/dev/null; then
-  echo "# wrk not found: installing it (apt-get install -y wrk)" >&2
-  SUDO=()
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=(sudo -n); fi
-  { "${SUDO[@]}" apt-get install -y -qq wrk ||
-    { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq wrk; }
-  } >/dev/null 2>&1 || true
-  if ! command -v wrk >/dev/null; then
-    echo "error: wrk is not installed and could not be installed; run 'apt-get install wrk' as root (or install wrk another way) and re-run" >&2
-    exit 1
-  fi
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# No request of the benchmark may be refused (all load comes from one IP): one
-# generous rule for everything, so every request pays the full limiter path.
-cat > "$WORK/rules.toml" <<'TOML'
-[rate_limit.rules.default]
-routes = ["*"]
-key = "ip"
-limit = 1000000000
-period_secs = 60
-TOML
-
-# redis_up: true when $REDIS_URL answers PING.
-redis_up() {
-  if command -v redis-cli >/dev/null; then
-    redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG
-    return
-  fi
-  local hp=${REDIS_URL#*://}
-  hp=${hp##*@}
-  hp=${hp%%/*}
-  local host=${hp%%:*} port=6379
-  if [[ $hp == *:* ]]; then port=${hp##*:}; fi
-  timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port && printf 'PING\r\n' >&3 && head -c 5 <&3" 2>/dev/null |
-    grep -q PONG
-}
-
-# start NAME ENV... : starts a release server and sets ADDR.
-start() {
+# start_limited NAME ENV... : a release server on its own SQLite file, with bench/rules.toml
+# (one rule of 10^9/min for every route: no request of the benchmark, all from one IP,
+# is refused, and every one pays the full limiter path); sets ADDR.
+start_limited() {
   local name=$1
   shift
-  mkdir -p "$WORK/$name"
-  env -i PATH="$PATH" AEGIS_LISTEN=127.0.0.1:0 AEGIS_LOG_LEVEL=warn \
-    AEGIS_DATABASE_URL="sqlite://$WORK/$name/aegis.db" \
-    AEGIS_SECRET_KEY="bench-$(head -c 32 /dev/urandom | base64 | tr -d '=+/')" \
-    AEGIS_CONFIG="$WORK/rules.toml" "$@" \
-    "$BIN/aegis" serve >"$WORK/$name/out" 2>"$WORK/$name/err" &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do
-    if grep -q '^listening on ' "$WORK/$name/out" 2>/dev/null; then
-      ADDR=$(sed -n 's/^listening on //p' "$WORK/$name/out")
-      return
-    fi
-    sleep 0.1
-  done
-  echo "error: $name did not start: $(cat "$WORK/$name/err")" >&2
-  exit 1
+  start_aegis "$name" "sqlite://$WORK/$name/aegis.db" AEGIS_LOG_LEVEL=warn "$@"
 }
 
 # limit_header ADDR : the x-ratelimit-limit header of GET /healthz ("" when absent).
@@ -111,30 +50,27 @@ check() {
 load() {
   wrk -t2 -c"$CONNECTIONS" -d2s "http://$2/healthz" >/dev/null # warm-up
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "http://$2/healthz" >"$WORK/$1.wrk"
-  awk '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { bad = $NF } /Socket errors/ { errs = $0 }
-    END {
-      if (bad > 0) { print "error: non-2xx answers: " bad > "/dev/stderr"; exit 1 }
-      if (errs != "") { print "warning: wrk " errs > "/dev/stderr" }
-      if (rps == "") { print "error: could not parse wrk output" > "/dev/stderr"; exit 1 }
-      printf "%.3f %.3f %.0f\n", p50, p99, rps
-    }
-  ' "$WORK/$1.wrk" || { cat "$WORK/$1.wrk" >&2; exit 1; }
+  local p50 p99 rps bad errs
+  read -r p50 p99 rps bad errs < <(wrk_summary "$WORK/$1.wrk")
+  if [ "$bad" -gt 0 ]; then
+    echo "error: $1: $bad non-2xx answers" >&2
+    exit 1
+  fi
+  if [ "$errs" -gt 0 ]; then echo "warning: $1: $errs wrk socket errors" >&2; fi
+  echo "$p50 $p99 $rps"
 }
 
-start unlimited AEGIS_RATE_LIMIT_ENABLED=false
+start_limited unlimited AEGIS_RATE_LIMIT_ENABLED=false
 UNLIMITED=$ADDR
 check unlimited "$UNLIMITED" off
-start in-process AEGIS_RATE_LIMIT_ENABLED=true
+start_limited in-process AEGIS_RATE_LIMIT_ENABLED=true
 MEMORY=$ADDR
 check in-process "$MEMORY" on
 REDIS=""
 if redis_up; then
   # fail_closed: a Redis failure answers 503 (caught below) instead of silently
   # falling back to the in-process limiter.
-  start redis AEGIS_RATE_LIMIT_ENABLED=true AEGIS_REDIS_URL="$REDIS_URL" \
+  start_limited redis AEGIS_RATE_LIMIT_ENABLED=true AEGIS_REDIS_URL="$REDIS_URL" \
     AEGIS_RATE_LIMIT_FAILURE_MODE=fail_closed \
     AEGIS_RATE_LIMIT_REDIS_PREFIX="aegis-bench:$(date +%s):$$:"
   REDIS=$ADDR
