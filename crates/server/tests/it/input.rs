@@ -104,3 +104,49 @@ async fn bad_input_is_refused_cleanly(db: Db) {
     );
 }
 both_backends!(bad_input_is_refused_cleanly);
+
+/// A client's plain `X-Request-Id` is kept (answer, error body, audit entry); one with
+/// anything but letters, digits and `-_.:`, or longer than 128, is replaced by a fresh
+/// id everywhere.
+async fn client_request_ids_are_kept_only_when_plain(db: Db) {
+    let s = Server::start(db, &[]).await;
+    let wrong = json!({"email": "nobody@example.com", "password": "wrong password here 123"});
+    let kept = s
+        .req(
+            "POST",
+            "/api/v1/login",
+            Some(&wrong),
+            &[("x-request-id", "trace-42.a:b_c")],
+        )
+        .await;
+    assert_eq!(kept.status, 401);
+    assert_eq!(
+        kept.header("x-request-id").as_deref(),
+        Some("trace-42.a:b_c")
+    );
+    assert_eq!(kept.json()["request_id"], "trace-42.a:b_c");
+    let long = "x".repeat(129);
+    for bad in ["a\"b", "<script>", long.as_str()] {
+        let r = s
+            .req(
+                "POST",
+                "/api/v1/login",
+                Some(&wrong),
+                &[("x-request-id", bad)],
+            )
+            .await;
+        assert_eq!(r.status, 401);
+        let id = r.header("x-request-id").unwrap();
+        assert_ne!(id, bad);
+        assert!(id.parse::<uuid::Uuid>().is_ok(), "a fresh UUID, not {id:?}");
+        assert_eq!(r.json()["request_id"], id.as_str());
+    }
+    let mut ids =
+        s.db.strings("SELECT request_id FROM audit_events WHERE action = 'login.failure'")
+            .await;
+    assert_eq!(ids.len(), 4);
+    ids.retain(|id| id != "trace-42.a:b_c");
+    assert_eq!(ids.len(), 3, "the plain id is recorded once");
+    assert!(ids.iter().all(|id| id.parse::<uuid::Uuid>().is_ok()));
+}
+both_backends!(client_request_ids_are_kept_only_when_plain);
