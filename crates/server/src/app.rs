@@ -18,6 +18,7 @@ use aegis_store::{Backend, ConnectOptions};
 use anyhow::{Context, bail};
 
 use crate::config::{Config, Mode, parse_cidr};
+use crate::http::answer_headers::AnswerHeaders;
 use crate::http::cookie::CookieSettings;
 use crate::http::cors::Cors;
 use crate::http::state::{AppState, Shared, TenantCache};
@@ -209,6 +210,10 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     Ok(AppState::new(Shared {
         cookie: CookieSettings::from_config(&cfg.session),
         cors: Cors::from_config(&cfg.cors),
+        answer_headers: AnswerHeaders::new(
+            cfg.mode,
+            limiter.as_ref().map_or(&[], |l| l.policy.rules()),
+        ),
         config: Arc::new(cfg),
         sessions: SessionService::new(store.clone(), policy, session_cache),
         store,

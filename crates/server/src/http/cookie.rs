@@ -93,15 +93,59 @@ impl CookieSettings {
     }
 }
 
-/// The value of the cookie `name` in the request's `Cookie` headers, if any.
+/// The value of the cookie `name` in the request's `Cookie` headers, if any: the first
+/// pair of that name, unless its value is empty. Headers with anything but visible
+/// ASCII, space and tab are skipped; the pairs of the others are ASCII, so trimming
+/// ASCII whitespace is trimming all of it.
 fn read_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        for pair in text.split(';') {
+            let pair = pair.trim_ascii();
+            if let Some(value) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                return Some(value).filter(|v| !v.is_empty());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn finds_the_named_cookie() {
+        let h = cookies(&[b"a=1; aegis_session=tok=en ;b=2"]);
+        assert_eq!(read_named(&h, "aegis_session"), Some("tok=en"));
+        assert_eq!(read_named(&h, "a"), Some("1"));
+        assert_eq!(read_named(&h, "b"), Some("2"));
+        assert_eq!(
+            read_named(&h, "aegis"),
+            None,
+            "a prefix of a name is not the name"
+        );
+        assert_eq!(read_named(&h, "c"), None);
+        // The first pair of the name decides, also across headers.
+        let h = cookies(&[b"x=; y=2", b"x=3"]);
+        assert_eq!(read_named(&h, "x"), None);
+        let h = cookies(&[b"y=2", b"x=3", b"x=4"]);
+        assert_eq!(read_named(&h, "x"), Some("3"));
+        // Names are exact: no spaces before '=', no case folding.
+        let h = cookies(&[b"x =1; X=2"]);
+        assert_eq!(read_named(&h, "x"), None);
+        // A header that is not visible ASCII is skipped as a whole.
+        let h = cookies(&[b"x=\xff1", b"x=5"]);
+        assert_eq!(read_named(&h, "x"), Some("5"));
+    }
 }

@@ -15,8 +15,11 @@ const METHODS: &str = "GET,POST,PUT,PATCH,DELETE";
 const ALLOW_HEADERS: &str = "content-type,authorization,x-csrf-token,x-request-id";
 /// Response headers browsers may show to scripts: the request id and the rate limits.
 const EXPOSE_HEADERS: &str = "x-request-id,ratelimit,ratelimit-policy,x-ratelimit-limit,x-ratelimit-remaining,x-ratelimit-reset,retry-after";
-/// Answers differ by these request headers.
+/// Preflight answers differ by these request headers.
 const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+/// Other answers differ only by the `Origin` (the `Access-Control-Request-*` headers
+/// are preflight headers and change nothing else).
+const VARY_ORIGIN: &str = "origin";
 
 /// The CORS policy, ready to apply.
 #[derive(Clone, Debug)]
@@ -80,7 +83,7 @@ impl Cors {
 
     /// Adds the CORS headers to an ordinary answer to a request from `origin`.
     pub fn decorate(&self, origin: Option<&HeaderValue>, answer: &mut HeaderMap) {
-        answer.append(header::VARY, HeaderValue::from_static(VARY));
+        answer.append(header::VARY, HeaderValue::from_static(VARY_ORIGIN));
         if self.allow(origin, answer) {
             answer.insert(EXPOSE, HeaderValue::from_static(EXPOSE_HEADERS));
         }
@@ -136,9 +139,10 @@ mod tests {
         c.decorate(Some(&origin("https://evil.example")), &mut h);
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
-        assert_eq!(h[header::VARY], VARY);
+        assert_eq!(h[header::VARY], VARY_ORIGIN);
         let mut h = HeaderMap::new();
         c.decorate(None, &mut h);
+        assert_eq!(h[header::VARY], VARY_ORIGIN);
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     }
 
@@ -172,5 +176,6 @@ mod tests {
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], METHODS);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_HEADERS], ALLOW_HEADERS);
         assert_eq!(h[header::ACCESS_CONTROL_MAX_AGE], "600");
+        assert_eq!(h[header::VARY], VARY);
     }
 }

@@ -126,7 +126,8 @@ pub fn request_ip(
     client_ip(peer, headers, &state.trusted_proxies)
 }
 
-/// Request id, client IP (per `trusted_proxies`) and user agent of a request.
+/// Request id (of the request this task handles), client IP (per `trusted_proxies`)
+/// and user agent of a request.
 pub fn request_meta(
     extensions: &axum::http::Extensions,
     headers: &axum::http::HeaderMap,
@@ -140,7 +141,7 @@ pub fn request_meta(
             .map(str::to_string)
     };
     RequestMeta {
-        request_id: header("x-request-id"),
+        request_id: crate::telemetry::request_id(),
         ip,
         user_agent: header(header::USER_AGENT.as_str()).map(|u| u.chars().take(512).collect()),
     }
@@ -187,15 +188,14 @@ fn is_unsafe(m: &Method) -> bool {
 /// An authenticated caller: session cookie first, then `Authorization: Bearer`.
 /// Unsafe requests authenticated by cookie must carry the session's CSRF token.
 /// The identity is shared (`Arc`) with the session cache: a check allocates nothing.
+/// Nothing is kept on the request, so a handler takes it (or `Admin`, `SystemAdmin`)
+/// once.
 pub struct Authed(pub Arc<Identity>);
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(CachedIdentity(id)) = parts.extensions.get::<CachedIdentity>() {
-            return Ok(Authed(id.clone()));
-        }
         let tenant = parts
             .extensions
             .get::<Arc<Tenant>>()
@@ -240,7 +240,6 @@ impl FromRequestParts<AppState> for Authed {
                     .into(),
             ));
         }
-        parts.extensions.insert(CachedIdentity(identity.clone()));
         Ok(Authed(identity))
     }
 }
@@ -255,9 +254,6 @@ const ENROLLMENT_PATHS: &[&str] = &[
     "/api/v1/mfa/totp/enroll",
     "/api/v1/mfa/totp/confirm",
 ];
-
-#[derive(Clone)]
-struct CachedIdentity(Arc<Identity>);
 
 /// An authenticated tenant administrator.
 pub struct Admin(pub Arc<Identity>);

@@ -1,30 +1,48 @@
-//! The one middleware around the routes (`frame`): request ids, CORS, the request
+//! The one middleware around the routes ([`Frame`]): request ids, CORS, the request
 //! timeout, admission (tenant resolution with `/t/{slug}` prefix rewriting, rate limits,
 //! the Origin / Sec-Fetch-Site check for unsafe methods), security headers, and error
 //! bodies stamped with the request id.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
+use tower::{Service, ServiceExt};
 
 use aegis_core::model::Tenant;
 use aegis_core::tenants::validate_slug;
 
+use super::answer_headers;
 use super::cors::Cors;
 use super::error::{ApiError, ErrorBody};
-use super::extract::bearer_token;
-use super::ratelimit;
+use super::extract::{CSRF_HEADER, bearer_token};
+use super::ratelimit::{self, LimitHeaders};
 use super::state::{AppState, TenantKey};
-use crate::config::Mode;
+use crate::telemetry;
 
 /// The header carrying the request id, in requests and answers.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest request id taken from a client.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// Whether a client's `X-Request-Id` is kept: up to 128 letters, digits and `-_.:`.
+/// Anything else is replaced by a fresh id, so what ends up in logs, audit entries and
+/// error bodies is short and cannot pose as log syntax.
+fn acceptable_request_id(id: &HeaderValue) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_CLIENT_REQUEST_ID
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+}
 
 /// A fresh request id: a UUIDv7, unique and sortable by time.
 fn new_request_id() -> HeaderValue {
@@ -78,51 +96,71 @@ fn split_tenant_prefix(path: &str) -> Option<(&str, &str)> {
     Some((slug, tail))
 }
 
-async fn lookup(
-    state: &AppState,
-    kind: TenantKey,
-    name: &str,
-) -> Result<Option<Arc<Tenant>>, ApiError> {
-    if let Some(hit) = state.tenant_cache.get(kind, name) {
+/// The tenant named `name` (a slug), through the tenant cache.
+async fn by_slug(state: &AppState, name: &str) -> Result<Option<Arc<Tenant>>, ApiError> {
+    if let Some(hit) = state.tenant_cache.get(TenantKey::Slug, name) {
         return Ok(hit);
     }
-    let found = match kind {
-        TenantKey::Host => state.store.tenant_by_host(name).await?,
-        TenantKey::Slug => state.store.tenant_by_slug(name).await?,
-    }
-    .map(Arc::new);
-    state.tenant_cache.put(kind, name, found.clone());
+    let found = state.store.tenant_by_slug(name).await?.map(Arc::new);
+    state.tenant_cache.put(TenantKey::Slug, name, found.clone());
     Ok(found)
+}
+
+/// The tenant a `Host` names, else the default tenant, through the tenant cache: the
+/// cache keeps what the host resolved to, so a host that names no tenant (the usual
+/// single-tenant install) costs one lookup per request, not two. The default tenant is
+/// read through the cache too, so changes to it (its MFA policy, say) take effect like
+/// those of any other tenant.
+async fn by_host(state: &AppState, host: &str) -> Result<Arc<Tenant>, ApiError> {
+    if let Some(Some(hit)) = state.tenant_cache.get(TenantKey::Host, host) {
+        return Ok(hit);
+    }
+    let tenant = match state.store.tenant_by_host(host).await? {
+        Some(t) => Arc::new(t),
+        None => default_tenant(state).await?,
+    };
+    state
+        .tenant_cache
+        .put(TenantKey::Host, host, Some(tenant.clone()));
+    Ok(tenant)
+}
+
+async fn default_tenant(state: &AppState) -> Result<Arc<Tenant>, ApiError> {
+    Ok(by_slug(state, &state.default_tenant.slug)
+        .await?
+        .unwrap_or_else(|| Arc::new(state.default_tenant.clone())))
 }
 
 /// Admission, in order: the tenant (from a `/t/{slug}` prefix, else the `Host` header,
 /// else the default tenant; the prefix is stripped so routes are the same for every
 /// tenant), the rate limits (whose keys may name the tenant), then the origin check of
-/// unsafe methods; then the routes.
-async fn admit(state: &AppState, mut req: Request, next: Next) -> Response {
+/// unsafe methods; then the routes. The answer comes with the rate-limit headers to add
+/// to it, if a rule applied and admitted the request.
+async fn admit<S: Routes>(
+    state: &AppState,
+    mut req: Request,
+    routes: S,
+) -> (Response, Option<LimitHeaders>) {
     match resolve(state, &mut req).await {
         Ok(tenant) => req.extensions_mut().insert(tenant),
-        Err(e) => return e.into_response(),
+        Err(e) => return (e.into_response(), None),
     };
     let (req, limit_headers) = match ratelimit::admit(state, req).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return (refused, None),
     };
-    let mut resp = if is_unsafe(req.method()) && !origin_allowed(state, &req) {
+    let resp = if is_unsafe(req.method()) && !origin_allowed(state, &req) {
         tracing::warn!(target: "aegis::security", event = "csrf_failure", "cross-origin unsafe request refused");
         metrics::counter!("aegis_csrf_failures_total", "check" => "origin").increment(1);
         ApiError::Forbidden("cross-origin request refused: the Origin is not allowed".into())
             .into_response()
     } else {
-        next.run(req).await
+        match routes.oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
     };
-    // Room for the headers still to come (rate limits, CORS, request id, security), so
-    // the map grows once.
-    resp.headers_mut().reserve(24);
-    if let Some(h) = limit_headers {
-        h.apply(resp.headers_mut());
-    }
-    resp
+    (resp, limit_headers)
 }
 
 async fn resolve(state: &AppState, req: &mut Request) -> Result<Arc<Tenant>, ApiError> {
@@ -133,7 +171,7 @@ async fn resolve(state: &AppState, req: &mut Request) -> Result<Arc<Tenant>, Api
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_string(),
         };
-        let t = lookup(state, TenantKey::Slug, &prefix[3..])
+        let t = by_slug(state, &prefix[3..])
             .await?
             .ok_or_else(|| ApiError::NotFound("tenant not found".into()))?;
         *req.uri_mut() = new_uri
@@ -146,22 +184,13 @@ async fn resolve(state: &AppState, req: &mut Request) -> Result<Arc<Tenant>, Api
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok());
-        let by_host = match host {
+        match host {
             // Host names are matched in lower case; most clients already send them so.
             Some(h) if h.bytes().any(|b| b.is_ascii_uppercase()) => {
-                lookup(state, TenantKey::Host, &h.to_ascii_lowercase()).await?
+                by_host(state, &h.to_ascii_lowercase()).await?
             }
-            Some(h) => lookup(state, TenantKey::Host, h).await?,
-            None => None,
-        };
-        match by_host {
-            Some(t) => t,
-            // The default tenant is read through the cache too, so changes to it (its
-            // MFA policy, say) take effect like those of any other tenant.
-            None => match lookup(state, TenantKey::Slug, &state.default_tenant.slug).await? {
-                Some(t) => t,
-                None => Arc::new(state.default_tenant.clone()),
-            },
+            Some(h) => by_host(state, h).await?,
+            None => default_tenant(state).await?,
         }
     };
     if tenant.disabled {
@@ -207,75 +236,98 @@ fn origin_allowed(state: &AppState, req: &Request) -> bool {
     }
 }
 
-/// Headers every response carries (unless a handler set its own).
-const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "no-referrer"),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    ),
-    (header::CACHE_CONTROL, "no-store"),
-    (
-        HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
-    ),
-];
-
 /// Request headers that carry credentials: marked sensitive, so any debug output of a
-/// request shows them as `Sensitive`.
-const SENSITIVE_REQUEST_HEADERS: [HeaderName; 3] = [
-    header::AUTHORIZATION,
-    header::COOKIE,
-    HeaderName::from_static("x-csrf-token"),
-];
-
-fn mark_sensitive(headers: &mut axum::http::HeaderMap, names: &[HeaderName]) {
-    for name in names {
-        if let axum::http::header::Entry::Occupied(mut entry) = headers.entry(name) {
-            for value in entry.iter_mut() {
-                value.set_sensitive(true);
-            }
+/// request shows them as `Sensitive`. One pass over the request's headers (a lookup per
+/// name hashed each name for every request).
+fn mark_request_sensitive(headers: &mut axum::http::HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if *name == header::AUTHORIZATION || *name == header::COOKIE || *name == CSRF_HEADER {
+            value.set_sensitive(true);
         }
     }
 }
 
-/// The one middleware around the routes: credential headers marked sensitive, the
-/// request id (the client's, or a new one) on the request, the answer and the log span,
-/// CORS (preflights answered here), the request timeout, admission (tenant, rate
-/// limits, origin check), then on the way out the rate-limit and CORS headers, the
-/// request id in error bodies and the security headers. One middleware rather than
-/// the ten layers it replaces: each layer cost every request a boxed future and a clone
-/// of the whole stack below it.
-pub async fn frame(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    mark_sensitive(req.headers_mut(), &SENSITIVE_REQUEST_HEADERS);
+/// The one middleware around the routes, as a service wrapping the router: credential
+/// headers marked sensitive, the request id (the client's, or a new one) on the
+/// request, the answer and every log line of the request, CORS (preflights answered
+/// here), the request timeout, admission (tenant, rate limits, origin check), then on
+/// the way out the rate-limit and CORS headers, the request id in error bodies and the
+/// security headers. Written as a plain service rather than the layers it replaces
+/// (or axum's `from_fn`): each layer cost every request a boxed future and a clone of
+/// the whole stack below it.
+#[derive(Clone)]
+pub struct Frame<S> {
+    state: AppState,
+    routes: S,
+}
+
+/// What the frame wraps: the router (with its body limit).
+pub trait Routes:
+    Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+impl<S: Routes> Frame<S> {
+    pub fn new(state: AppState, routes: S) -> Frame<S> {
+        Frame { state, routes }
+    }
+}
+
+impl<S: Routes> Service<Request> for Frame<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (state, routes) = (self.state.clone(), self.routes.clone());
+        Box::pin(async move { Ok(frame(state, req, routes).await) })
+    }
+}
+
+async fn frame<S: Routes>(state: AppState, mut req: Request, routes: S) -> Response {
+    mark_request_sensitive(req.headers_mut());
+    // Handlers read the id from the task (`telemetry::request_id`), not from the
+    // request, so a client's unusable id needs no rewriting there.
     let request_id = match req.headers().get(X_REQUEST_ID) {
-        Some(id) => id.clone(),
-        None => {
-            let id = new_request_id();
-            req.headers_mut().insert(X_REQUEST_ID, id.clone());
-            id
-        }
+        Some(id) if acceptable_request_id(id) => id.clone(),
+        _ => new_request_id(),
     };
-    let mut resp = if Cors::is_preflight(req.method(), req.headers()) {
-        let mut resp = axum::http::StatusCode::OK.into_response();
-        state.cors.preflight(req.headers(), resp.headers_mut());
-        resp
+    let (mut resp, mut answer) = if Cors::is_preflight(req.method(), req.headers()) {
+        let mut answer = state.answer_headers.start(None);
+        state.cors.preflight(req.headers(), &mut answer);
+        (axum::http::StatusCode::OK.into_response(), answer)
     } else {
         let origin = req.headers().get(header::ORIGIN).cloned();
-        // Every log line of the request carries its id. Only the id: the subscriber
-        // formats span fields eagerly on every request (method and path doubled the
-        // cost of the span in the profile).
-        let span = tracing::info_span!("request", request_id = %request_id.to_str().unwrap_or(""));
         let limit = Duration::from_secs(state.config.http.request_timeout_secs);
-        let mut resp =
-            match tokio::time::timeout(limit, admit(&state, req, next).instrument(span)).await {
-                Ok(resp) => resp,
-                Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
-            };
-        state.cors.decorate(origin.as_ref(), resp.headers_mut());
-        resp
+        // Every log line of the request carries its id (see `telemetry`).
+        let handled = telemetry::with_request_id(request_id.clone(), admit(&state, req, routes));
+        let (resp, limit_headers) = match tokio::time::timeout(limit, handled).await {
+            Ok(answered) => answered,
+            Err(_) => (
+                axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
+                None,
+            ),
+        };
+        let mut answer = state
+            .answer_headers
+            .start(limit_headers.as_ref().map(|h| h.rule));
+        if let Some(h) = limit_headers {
+            h.apply_changing(&mut answer);
+        }
+        state.cors.decorate(origin.as_ref(), &mut answer);
+        (resp, answer)
     };
     if let Some(mut body) = resp.extensions_mut().remove::<ErrorBody>() {
         body.request_id = request_id.to_str().ok().map(str::to_string);
@@ -285,17 +337,10 @@ pub async fn frame(State(state): State<AppState>, mut req: Request, next: Next) 
             *resp.body_mut() = Body::from(bytes);
         }
     }
-    let h = resp.headers_mut();
-    mark_sensitive(h, &[header::SET_COOKIE]);
-    h.entry(X_REQUEST_ID).or_insert(request_id);
-    for (name, value) in SECURITY_HEADERS {
-        h.entry(name)
-            .or_insert_with(|| HeaderValue::from_static(value));
-    }
-    if state.config.mode == Mode::Production {
-        h.entry(header::STRICT_TRANSPORT_SECURITY)
-            .or_insert_with(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-    }
+    answer.insert(X_REQUEST_ID, request_id);
+    let handler = std::mem::take(resp.headers_mut());
+    answer_headers::merge(&mut answer, handler);
+    *resp.headers_mut() = answer;
     resp
 }
 
@@ -310,6 +355,19 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.get_version_num(), 7);
         assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+    }
+
+    #[test]
+    fn client_request_ids_are_kept_only_when_plain() {
+        let ok = |s: &str| acceptable_request_id(&HeaderValue::from_str(s).unwrap());
+        assert!(ok("fixed-id-for-comparison"));
+        assert!(ok("0a1B.2c:3_d"));
+        assert!(!ok(""));
+        assert!(!ok("has space"));
+        assert!(!ok("quote\"d"));
+        assert!(!ok("a=b"));
+        assert!(ok(&"x".repeat(128)));
+        assert!(!ok(&"x".repeat(129)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The HTTP server: routes wrapped in the middleware stack.
 
+pub mod answer_headers;
 pub mod client_ip;
 pub mod cookie;
 pub mod cors;
@@ -14,13 +15,12 @@ pub mod state;
 use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
 use tower::Layer;
 
 use state::AppState;
 
 /// Builds the complete application service: the routes inside one middleware
-/// (`middleware::frame`). Tenant resolution rewrites the URI, so the middleware wraps
+/// (`middleware::Frame`). Tenant resolution rewrites the URI, so the middleware wraps
 /// the router as a service rather than being a route layer.
 pub fn app(
     state: AppState,
@@ -33,11 +33,11 @@ pub fn app(
 + Send
 + Sync
 + 'static {
-    let body_limit = state.config.http.max_body_bytes;
-    let routes = routes::router()
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state.clone());
-    from_fn_with_state(state, middleware::frame).layer(routes)
+    // The body limit wraps the router as a whole: as a router layer it would wrap
+    // every route, and every request would pay for one more boxed service and future.
+    let body_limit = DefaultBodyLimit::max(state.config.http.max_body_bytes);
+    let routes = body_limit.layer(routes::router().with_state(state.clone()));
+    middleware::Frame::new(state, routes)
 }
 
 /// Serves until `shutdown` resolves.

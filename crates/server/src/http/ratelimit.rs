@@ -22,6 +22,7 @@ use aegis_core::ids::TenantId;
 use aegis_core::model::{RequestMeta, Tenant};
 use aegis_core::ratelimit::{Check, Decision};
 
+use super::cookie::CookieSettings;
 use super::error::ApiError;
 use super::extract::{bearer_token, request_ip, request_meta};
 use super::state::AppState;
@@ -39,16 +40,47 @@ fn digest(parts: &[&[u8]]) -> String {
     b64url(&sha256(&joined)[..16])
 }
 
-/// What a request can be keyed by.
+/// Appends an IP address as `Display` writes it. IPv4, the usual case, without the
+/// `fmt` machinery (which cost a limited request more than its map lookup).
+fn push_ip(key: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    key.push('.');
+                }
+                key.push_str(digits.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(key, "{v6}");
+        }
+    }
+}
+
+/// What a request can be keyed by. The credentials are looked up only for rules keyed
+/// by them (most requests meet only the IP-keyed default rule).
 struct KeySource<'a> {
     ip: Option<IpAddr>,
     tenant: Option<TenantId>,
-    session: Option<&'a str>,
-    api_key: Option<&'a str>,
+    headers: &'a HeaderMap,
+    cookie: &'a CookieSettings,
     account: Option<&'a str>,
 }
 
-impl KeySource<'_> {
+impl<'a> KeySource<'a> {
+    /// The session token: the session cookie, else a bearer token.
+    fn session(&self) -> Option<&'a str> {
+        self.cookie
+            .read(self.headers)
+            .or_else(|| bearer_token(self.headers))
+    }
+
+    fn api_key(&self) -> Option<&'a str> {
+        self.headers.get("x-api-key").and_then(|v| v.to_str().ok())
+    }
+
     /// `rule:part`, built in one buffer (this runs for every rule of every request).
     fn key(&self, rule: &Rule) -> Option<String> {
         let tenant_id = || self.tenant.map(|t| t.to_string());
@@ -56,10 +88,10 @@ impl KeySource<'_> {
         key.push_str(&rule.name);
         key.push(':');
         match rule.key {
-            KeyKind::Ip => write!(key, "{}", self.ip?).ok()?,
+            KeyKind::Ip => push_ip(&mut key, self.ip?),
             KeyKind::Tenant => write!(key, "{}", self.tenant?).ok()?,
-            KeyKind::Session => key.push_str(&digest(&[self.session?.as_bytes()])),
-            KeyKind::ApiKey => key.push_str(&digest(&[self.api_key?.as_bytes()])),
+            KeyKind::Session => key.push_str(&digest(&[self.session()?.as_bytes()])),
+            KeyKind::ApiKey => key.push_str(&digest(&[self.api_key()?.as_bytes()])),
             KeyKind::Account => key.push_str(&digest(&[
                 tenant_id()?.as_bytes(),
                 self.account?.as_bytes(),
@@ -70,7 +102,8 @@ impl KeySource<'_> {
                     tenant_id()?.as_bytes(),
                     self.account?.as_bytes(),
                 ]));
-                write!(key, ":{ip}").ok()?;
+                key.push(':');
+                push_ip(&mut key, ip);
             }
         }
         Some(key)
@@ -117,6 +150,9 @@ fn secs_ceil(us: i64) -> u64 {
 /// The rate-limit headers of one answer, built before the request goes on (so the rule
 /// need not outlive the check) and added to whatever the answer turns out to be.
 pub struct LimitHeaders {
+    /// The rule shown (`Rule::index`): its constant headers come with the answer
+    /// template (see `AnswerHeaders::start`).
+    pub rule: usize,
     policy: Option<(HeaderValue, HeaderValue)>,
     limit: HeaderValue,
     remaining: HeaderValue,
@@ -130,18 +166,22 @@ impl LimitHeaders {
     fn new(rule: &Rule, decision: &Decision) -> Self {
         let reset = secs_ceil(decision.reset_us);
         let policy = rule.policy_header.as_ref().and_then(|policy| {
-            let mut current = String::with_capacity(rule.name.len() + 32);
+            // Sized exactly, so the header value takes the buffer without a copy.
+            let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+            let (r, t) = (r.format(decision.remaining), t.format(reset));
+            let mut current = String::with_capacity(rule.name.len() + r.len() + t.len() + 8);
             current.push('"');
             current.push_str(&rule.name);
             current.push_str("\";r=");
-            current.push_str(itoa::Buffer::new().format(decision.remaining));
+            current.push_str(r);
             current.push_str(";t=");
-            current.push_str(itoa::Buffer::new().format(reset));
+            current.push_str(t);
             HeaderValue::try_from(current)
                 .ok()
                 .map(|current| (policy.clone(), current))
         });
         LimitHeaders {
+            rule: rule.index,
             policy,
             limit: rule.limit_header.clone(),
             remaining: HeaderValue::from(decision.remaining),
@@ -149,16 +189,32 @@ impl LimitHeaders {
         }
     }
 
-    /// Adds the headers to an answer.
+    /// Adds all the headers to an answer.
     pub fn apply(self, headers: &mut HeaderMap) {
-        if let Some((policy, current)) = self.policy {
-            headers.insert(RATELIMIT_POLICY, policy);
+        if let Some((policy, _)) = &self.policy {
+            headers.insert(RATELIMIT_POLICY, policy.clone());
+        }
+        headers.insert(X_RATELIMIT_LIMIT, self.limit.clone());
+        self.apply_changing(headers);
+    }
+
+    /// Adds the headers that change from answer to answer, to one that has the rule's
+    /// constant ones (`RateLimit-Policy`, `X-RateLimit-Limit`) already.
+    pub fn apply_changing(self, headers: &mut HeaderMap) {
+        if let Some((_, current)) = self.policy {
             headers.insert(RATELIMIT, current);
         }
-        headers.insert(X_RATELIMIT_LIMIT, self.limit);
         headers.insert(X_RATELIMIT_REMAINING, self.remaining);
         headers.insert(X_RATELIMIT_RESET, self.reset);
     }
+}
+
+/// The headers of `rule` that never change, for answer templates.
+pub fn constant_headers(rule: &Rule) -> [(HeaderName, Option<HeaderValue>); 2] {
+    [
+        (RATELIMIT_POLICY, rule.policy_header.clone()),
+        (X_RATELIMIT_LIMIT, Some(rule.limit_header.clone())),
+    ]
 }
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -176,13 +232,17 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
     let Some(limiter) = state.limiter.clone() else {
         return Ok((req, None));
     };
-    let rules = limiter.policy.matching(req.method(), req.uri().path());
-    if rules.is_empty() {
+    // (any rule, any rule keyed by account), in one pass.
+    let (any, needs_account) = limiter
+        .policy
+        .matching(req.method(), req.uri().path())
+        .fold((false, false), |(_, account), r| {
+            let by_account = matches!(r.key, KeyKind::Account | KeyKind::AccountIp);
+            (true, account || by_account)
+        });
+    if !any {
         return Ok((req, None));
     }
-    let needs_account = rules
-        .iter()
-        .any(|r| matches!(r.key, KeyKind::Account | KeyKind::AccountIp));
     let (req, account) = if needs_account {
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, state.config.http.max_body_bytes).await {
@@ -207,19 +267,17 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
     let source = KeySource {
         ip,
         tenant,
-        session: state
-            .cookie
-            .read(req.headers())
-            .or_else(|| bearer_token(req.headers())),
-        api_key: req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),
+        headers: req.headers(),
+        cookie: &state.cookie,
         account: account.as_deref(),
     };
-    let (applied, checks): (Vec<&Rule>, Vec<Check>) = rules
-        .iter()
+    let (applied, checks): (Vec<&Rule>, Vec<Check>) = limiter
+        .policy
+        .matching(req.method(), req.uri().path())
         .filter_map(|r| {
             source.key(r).map(|key| {
                 (
-                    *r,
+                    r,
                     Check {
                         key,
                         quota: r.quota,
@@ -314,6 +372,22 @@ mod tests {
         );
         assert_eq!(account_in(b"not json"), None);
         assert_eq!(account_in(br#"{"email": 5}"#), None);
+    }
+
+    #[test]
+    fn ip_keys_are_written_as_displayed() {
+        for ip in [
+            "0.0.0.0",
+            "198.51.100.7",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut key = String::new();
+            push_ip(&mut key, ip);
+            assert_eq!(key, ip.to_string());
+        }
     }
 
     #[test]

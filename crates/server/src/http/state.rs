@@ -15,6 +15,7 @@ use aegis_core::store::Store;
 use aegis_core::tenants::TenantService;
 use ipnet::IpNet;
 
+use super::answer_headers::AnswerHeaders;
 use super::cookie::CookieSettings;
 use super::cors::Cors;
 use super::ratelimit::AuditThrottle;
@@ -64,6 +65,8 @@ pub struct Shared {
     pub secret_key: Arc<[u8]>,
     pub cookie: CookieSettings,
     pub cors: Cors,
+    /// The security headers every answer starts with.
+    pub answer_headers: AnswerHeaders,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub tenant_cache: TenantCache,
     /// `None` when `rate_limit.enabled = false`.

@@ -75,6 +75,9 @@ pub struct Rule {
     /// (`None` when the rule's name cannot appear in a header.)
     pub policy_header: Option<HeaderValue>,
     pub limit_header: HeaderValue,
+    /// Position in the policy's evaluation order: identifies the rule in tables built
+    /// from the policy (the answer header templates).
+    pub index: usize,
 }
 
 /// Every enabled rule, ordered for evaluation (IP rules first, account rules last).
@@ -104,6 +107,7 @@ impl Policy {
                     ..Quota::per(r.limit, r.period_secs)
                 },
                 period_secs: r.period_secs,
+                index: 0,
                 routes: r
                     .routes
                     .iter()
@@ -114,15 +118,27 @@ impl Policy {
         rules.sort_by(|a, b| {
             (a.key.evaluation_rank(), &a.name).cmp(&(b.key.evaluation_rank(), &b.name))
         });
+        for (index, rule) in rules.iter_mut().enumerate() {
+            rule.index = index;
+        }
         Policy { rules }
     }
 
-    /// The rules that apply to a request, in evaluation order.
-    pub fn matching(&self, method: &Method, path: &str) -> Vec<&Rule> {
+    /// The rules that apply to a request, in evaluation order (an iterator: this runs
+    /// for every request, and usually one rule matches).
+    pub fn matching<'r>(
+        &'r self,
+        method: &Method,
+        path: &str,
+    ) -> impl Iterator<Item = &'r Rule> + Clone {
         self.rules
             .iter()
-            .filter(|r| r.routes.iter().any(|p| p.matches(method, path)))
-            .collect()
+            .filter(move |r| r.routes.iter().any(|p| p.matches(method, path)))
+    }
+
+    /// Every rule, in evaluation order (`rules()[r.index]` is `r`).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,7 +171,6 @@ mod tests {
         let policy = Policy::from_config(&RateLimitConfig::default());
         let names: Vec<&str> = policy
             .matching(&Method::POST, "/api/v1/login")
-            .into_iter()
             .map(|r| &*r.name)
             .collect();
         assert_eq!(
@@ -170,7 +185,7 @@ mod tests {
             ]
         );
         // Every route is covered by at least the default rule.
-        assert_eq!(policy.matching(&Method::GET, "/healthz").len(), 1);
+        assert_eq!(policy.matching(&Method::GET, "/healthz").count(), 1);
     }
 
     #[test]
@@ -183,7 +198,7 @@ mod tests {
         off.enabled = false;
         cfg.rules.insert("login-ip-15m".into(), off);
         let policy = Policy::from_config(&cfg);
-        let rules = policy.matching(&Method::POST, "/api/v1/login");
+        let rules: Vec<&Rule> = policy.matching(&Method::POST, "/api/v1/login").collect();
         assert_eq!(rules[0].quota.limit, 50);
         assert!(rules.iter().all(|r| &*r.name != "login-ip-15m"));
     }
