@@ -2,13 +2,17 @@
 # Session-check benchmark, one command: GET /api/v1/session and GET /api/v1/forward-auth
 # with a valid session cookie, on SQLite and on PostgreSQL + Redis, with the session
 # cache on and off, against a minimal axum server answering a constant body (the
-# baseline), all measured in the same run. Bounded: about 2 minutes after the build.
+# baseline), all measured in the same run. Each row alternates short slices of the
+# baseline and of the row, so that the machine's changing speed (a shared VM's speed
+# moves by a fifth within seconds) hits both alike. Bounded: about 3 minutes after the
+# build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-DURATION="${BENCH_DURATION:-10}"
+ROUNDS="${BENCH_ROUNDS:-5}"
+SLICE="${BENCH_SLICE:-2}"
 CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 
 build_release
@@ -16,21 +20,47 @@ ensure_wrk
 machine_line
 pin_cpus
 
-RESULTS=()
-# measure LABEL ADDR PATH COOKIE : a warm-up, then the measured wrk run.
-measure() {
-  local label=$1 addr=$2 path=$3 cookie=$4 out="$WORK/wrk.$RANDOM"
-  load_cpu wrk -t1 -c"$CONNECTIONS" -d2s -H "cookie: $cookie" "http://$addr$path" >/dev/null
-  load_cpu wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "cookie: $cookie" \
-    "http://$addr$path" >"$out"
-  local p50 p99 rps bad errs
-  read -r p50 p99 rps bad errs < <(wrk_summary "$out")
+# slice ADDR PATH COOKIE : one wrk run of SLICE seconds; sets REQS, P50 and P99, and
+# aborts the benchmark on a single non-2xx answer or socket error.
+slice() {
+  local out="$WORK/wrk.$RANDOM" rps bad errs
+  load_cpu wrk -t1 -c"$CONNECTIONS" -d"${SLICE}s" --latency -H "cookie: $3" \
+    "http://$1$2" >"$out"
+  read -r P50 P99 rps bad errs < <(wrk_summary "$out")
   if [ "$bad" -gt 0 ] || [ "$errs" -gt 0 ]; then
-    echo "error: $label: $bad non-2xx answers, $errs socket errors" >&2
+    echo "error: $1$2: $bad non-2xx answers, $errs socket errors" >&2
     cat "$out" >&2
     exit 1
   fi
-  RESULTS+=("$label|$p50|$p99|$rps")
+  REQS=$(awk '/requests in/ {print $1}' "$out")
+}
+
+# median : the median of the numbers on standard input.
+median() {
+  sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+
+RESULTS=()
+# measure LABEL ADDR PATH COOKIE : a warm-up of both servers, then ROUNDS rounds of
+# (baseline slice, row slice). Records the row's req/s, the medians of its slices'
+# p50 and p99, x = the row's requests / the baseline's over all rounds, the lowest and
+# highest x of one round, and the baseline's req/s.
+measure() {
+  local label=$1 addr=$2 path=$3 cookie=$4 base=0 row=0 p50s="" p99s="" xs=""
+  slice "$BASE" /api/v1/session "x=1"
+  slice "$addr" "$path" "$cookie"
+  for _ in $(seq 1 "$ROUNDS"); do
+    slice "$BASE" /api/v1/session "x=1"
+    local b=$REQS
+    slice "$addr" "$path" "$cookie"
+    base=$((base + b))
+    row=$((row + REQS))
+    p50s+="$P50"$'\n'
+    p99s+="$P99"$'\n'
+    xs+="$(awk -v r="$REQS" -v b="$b" 'BEGIN {print r / b}')"$'\n'
+  done
+  local secs=$((ROUNDS * SLICE))
+  RESULTS+=("$label|$(printf '%s' "$p50s" | median)|$(printf '%s' "$p99s" | median)|$((row / secs))|$(awk -v r="$row" -v b="$base" 'BEGIN {print r / b}')|$(printf '%s' "$xs" | sort -g | head -n1)|$(printf '%s' "$xs" | sort -g | tail -n1)|$((base / secs))")
 }
 
 # check_answer ADDR COOKIE : the session answers 200 and names the benchmark account,
@@ -69,8 +99,7 @@ backend() {
   wait "$PID" 2>/dev/null || true
 }
 
-echo "# loading with wrk -t1 -c$CONNECTIONS -d${DURATION}s (2 s warm-up each); servers on CPU $SERVER_CPUS, wrk on CPU $LOAD_CPUS" >&2
-measure "baseline (run 1)" "$BASE" /api/v1/session "x=1"
+echo "# each row: $ROUNDS rounds of (baseline ${SLICE}s, row ${SLICE}s) with wrk -t1 -c$CONNECTIONS --latency, after a warm-up of both; servers on CPU $SERVER_CPUS, wrk on CPU $LOAD_CPUS" >&2
 backend sqlite "sqlite://$WORK/sqlite.db"
 PG=""
 if pg_up && redis_up; then
@@ -80,18 +109,12 @@ if pg_up && redis_up; then
     AEGIS_RATE_LIMIT_REDIS_PREFIX="aegis-bench:$(date +%s):$$:" \
     AEGIS_SESSION_CACHE_CHANNEL="aegis-bench:$$:sessions"
 fi
-measure "baseline (run 2)" "$BASE" /api/v1/session "x=1"
 
-echo "== session checks: wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency, one valid session cookie"
-echo "   baseline = minimal axum server with a constant body (mean of runs 1 and 2)"
-echo "   x = req/s / baseline req/s (target for 'sqlite: session, cache on': >= 0.8)"
+echo "== session checks: wrk -t1 -c$CONNECTIONS --latency, one valid session cookie"
+echo "   baseline = minimal axum server with a constant body, in slices alternating with the row's"
+echo "   x = row requests / baseline requests over the $ROUNDS rounds; range = lowest and highest x of one round"
+echo "   (target for 'sqlite: session, cache on': x >= 0.8)"
 printf '%s\n' "${RESULTS[@]}" | awk -F'|' -v pg="$PG" '
-  { name[NR] = $1; p50[NR] = $2; p99[NR] = $3; rps[NR] = $4 }
-  $1 ~ /^baseline/ { b += $4 / 2 }
-  END {
-    printf "%-34s %8s %8s %9s %7s\n", "row", "p50 ms", "p99 ms", "req/s", "x"
-    for (i = 1; i <= NR; i++)
-      printf "%-34s %8.3f %8.3f %9.0f %7.2f\n", name[i], p50[i], p99[i], rps[i], rps[i] / b
-    if (pg == "") print "postgres+redis rows skipped: PostgreSQL or Redis does not answer"
-    printf "noise floor: baseline run 2 / run 1 = %.2f\n", rps[NR] / rps[1]
-  }'
+  BEGIN { printf "%-40s %8s %8s %9s %7s %13s %15s\n", "row", "p50 ms", "p99 ms", "req/s", "x", "range", "baseline req/s" }
+  { printf "%-40s %8.3f %8.3f %9d %7.2f %6.2f-%-6.2f %15d\n", $1, $2, $3, $4, $5, $6, $7, $8 }
+  END { if (pg == "") print "postgres+redis rows skipped: PostgreSQL or Redis does not answer" }'

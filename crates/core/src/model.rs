@@ -1,5 +1,8 @@
 //! Plain data records shared by services and stores.
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
@@ -259,6 +262,38 @@ pub struct Identity {
     pub session_id: SessionId,
     pub session_expires_at: Millis,
     pub auth_method: AuthMethod,
+    /// The session check's answer for this identity, once rendered (see [`Rendered`]).
+    #[serde(skip)]
+    pub rendered: Rendered,
+}
+
+/// A rendering of an identity, made once by the layer that presents it and then shared.
+/// The session check's answer depends on nothing that can change without a new
+/// `Identity` (the user, session and roles are the identity's; its tenant's slug never
+/// changes), so every check of a cached session sends the bytes of the first.
+#[derive(Clone, Default)]
+pub struct Rendered(OnceLock<Bytes>);
+
+impl Rendered {
+    /// The rendering, made by `render` the first time.
+    pub fn get_or_render<E>(&self, render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
+        if let Some(done) = self.0.get() {
+            return Ok(done.clone());
+        }
+        let made = render()?;
+        // A concurrent first check may have stored its own: the same bytes.
+        Ok(self.0.get_or_init(|| made).clone())
+    }
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Rendered(..)"
+        } else {
+            "Rendered(-)"
+        })
+    }
 }
 
 impl Identity {
@@ -333,4 +368,33 @@ pub struct MfaChallenge {
     pub user_id: UserId,
     pub expires_at: Millis,
     pub attempts: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendering_is_made_once_and_shared() {
+        let r = Rendered::default();
+        let mut calls = 0;
+        for _ in 0..3 {
+            let b = r
+                .get_or_render(|| {
+                    calls += 1;
+                    Ok::<_, ()>(Bytes::from_static(b"answer"))
+                })
+                .unwrap();
+            assert_eq!(b, "answer");
+        }
+        assert_eq!(calls, 1);
+        // A failed rendering stores nothing: the next call tries again.
+        let r = Rendered::default();
+        assert!(r.get_or_render(|| Err::<Bytes, _>("no")).is_err());
+        assert_eq!(
+            r.get_or_render(|| Ok::<_, ()>(Bytes::from_static(b"x")))
+                .unwrap(),
+            "x"
+        );
+    }
 }

@@ -349,6 +349,7 @@ mod tests {
             session_id: SessionId::new(),
             session_expires_at: 10_000,
             auth_method: AuthMethod::Password,
+            rendered: Default::default(),
         }
     }
 

@@ -194,6 +194,7 @@ impl SessionService {
             session_id: session.id,
             session_expires_at: session.expires_at,
             auth_method: session.auth_method,
+            rendered: Default::default(),
         });
         self.cache
             .insert(hash, identity.clone(), last_seen, now, epoch);

@@ -1,5 +1,6 @@
 //! The Aegis server: configuration, HTTP API, CLI. `main.rs` only calls [`cli::run`].
 
+pub mod allocator;
 pub mod app;
 pub mod breaker;
 pub mod cli;

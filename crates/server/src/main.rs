@@ -8,7 +8,7 @@ use clap::Parser;
 /// short-lived buffers (headers, JSON), and glibc's malloc/free showed at an eighth of
 /// a session check's time in the profile.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: aegis::allocator::Mimalloc = aegis::allocator::Mimalloc;
 
 fn main() -> ExitCode {
     // One TLS crypto provider for every TLS client in the process (database, IdPs).

@@ -81,8 +81,18 @@ impl Cors {
         answer.insert(header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
     }
 
-    /// Adds the CORS headers to an ordinary answer to a request from `origin`.
+    /// Whether any origin is allowed. Without, no answer depends on the `Origin`.
+    pub fn enabled(&self) -> bool {
+        self.any || !self.origins.is_empty()
+    }
+
+    /// Adds the CORS headers to an ordinary answer to a request from `origin`: with
+    /// CORS enabled, `Vary: origin` on every answer (caches must not serve one origin's
+    /// answer to another), and the `Access-Control-*` headers for an allowed origin.
     pub fn decorate(&self, origin: Option<&HeaderValue>, answer: &mut HeaderMap) {
+        if !self.enabled() {
+            return;
+        }
         answer.append(header::VARY, HeaderValue::from_static(VARY_ORIGIN));
         if self.allow(origin, answer) {
             answer.insert(EXPOSE, HeaderValue::from_static(EXPOSE_HEADERS));
@@ -144,6 +154,15 @@ mod tests {
         c.decorate(None, &mut h);
         assert_eq!(h[header::VARY], VARY_ORIGIN);
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+
+    #[test]
+    fn nothing_without_allowed_origins() {
+        let c = cors(&[], true);
+        assert!(!c.enabled());
+        let mut h = HeaderMap::new();
+        c.decorate(Some(&origin("https://app.example.com")), &mut h);
+        assert!(h.is_empty(), "no Vary, no Access-Control-*: {h:?}");
     }
 
     #[test]

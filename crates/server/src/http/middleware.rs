@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -44,11 +44,13 @@ fn acceptable_request_id(id: &HeaderValue) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
-/// A fresh request id: a UUIDv7, unique and sortable by time.
+/// A fresh request id: a UUIDv7, unique and sortable by time. Its text lives in one
+/// allocation that every copy shares (task, answer, error body).
 fn new_request_id() -> HeaderValue {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = request_uuid().hyphenated().encode_lower(&mut text);
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    request_uuid().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// A UUIDv7 whose random bits come from a per-thread generator seeded once from the
@@ -291,12 +293,17 @@ impl<S: Routes> Service<Request> for Frame<S> {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let (state, routes) = (self.state.clone(), self.routes.clone());
-        Box::pin(async move { Ok(frame(state, req, routes).await) })
+        Box::pin(frame(self.state.clone(), req, self.routes.clone()))
     }
 }
 
-async fn frame<S: Routes>(state: AppState, mut req: Request, routes: S) -> Response {
+/// The frame's work for one request (see [`Frame`]). Never fails: every error is an
+/// answer.
+async fn frame<S: Routes>(
+    state: AppState,
+    mut req: Request,
+    routes: S,
+) -> Result<Response, Infallible> {
     mark_request_sensitive(req.headers_mut());
     // Handlers read the id from the task (`telemetry::request_id`), not from the
     // request, so a client's unusable id needs no rewriting there.
@@ -309,10 +316,17 @@ async fn frame<S: Routes>(state: AppState, mut req: Request, routes: S) -> Respo
         state.cors.preflight(req.headers(), &mut answer);
         (axum::http::StatusCode::OK.into_response(), answer)
     } else {
-        let origin = req.headers().get(header::ORIGIN).cloned();
+        let origin = match state.cors.enabled() {
+            true => req.headers().get(header::ORIGIN).cloned(),
+            false => None,
+        };
         let limit = Duration::from_secs(state.config.http.request_timeout_secs);
         // Every log line of the request carries its id (see `telemetry`).
-        let handled = telemetry::with_request_id(request_id.clone(), admit(&state, req, routes));
+        // Boxed: the admission future is large, and is moved into the task-local scope
+        // and then into the timeout; moving a pointer instead costs less than the
+        // allocation.
+        let admitted = Box::pin(admit(&state, req, routes));
+        let handled = telemetry::with_request_id(request_id.clone(), admitted);
         let (resp, limit_headers) = match tokio::time::timeout(limit, handled).await {
             Ok(answered) => answered,
             Err(_) => (
@@ -341,7 +355,7 @@ async fn frame<S: Routes>(state: AppState, mut req: Request, routes: S) -> Respo
     let handler = std::mem::take(resp.headers_mut());
     answer_headers::merge(&mut answer, handler);
     *resp.headers_mut() = answer;
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

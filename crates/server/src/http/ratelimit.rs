@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -161,31 +161,36 @@ pub struct LimitHeaders {
 
 impl LimitHeaders {
     /// The headers for `decision` under `rule`. Runs for every limited request: the
-    /// constant headers come ready-made from the rule, and the changing ones are
-    /// formatted without the `fmt` machinery.
+    /// constant headers come ready-made from the rule, and the changing ones share one
+    /// buffer, `"name";r=R;t=T`: the `RateLimit` value is all of it, and
+    /// `X-RateLimit-Remaining` and `X-RateLimit-Reset` are slices of it.
     fn new(rule: &Rule, decision: &Decision) -> Self {
         let reset = secs_ceil(decision.reset_us);
-        let policy = rule.policy_header.as_ref().and_then(|policy| {
-            // Sized exactly, so the header value takes the buffer without a copy.
-            let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
-            let (r, t) = (r.format(decision.remaining), t.format(reset));
-            let mut current = String::with_capacity(rule.name.len() + r.len() + t.len() + 8);
-            current.push('"');
-            current.push_str(&rule.name);
-            current.push_str("\";r=");
-            current.push_str(r);
-            current.push_str(";t=");
-            current.push_str(t);
-            HeaderValue::try_from(current)
-                .ok()
-                .map(|current| (policy.clone(), current))
-        });
+        let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (r, t) = (r.format(decision.remaining), t.format(reset));
+        let mut text = String::with_capacity(rule.name.len() + r.len() + t.len() + 8);
+        text.push('"');
+        text.push_str(&rule.name);
+        text.push_str("\";r=");
+        let remaining_at = text.len()..text.len() + r.len();
+        text.push_str(r);
+        text.push_str(";t=");
+        let reset_at = text.len()..text.len() + t.len();
+        text.push_str(t);
+        let whole = 0..text.len();
+        let text = Bytes::from_owner(text);
+        let value = |range| HeaderValue::from_maybe_shared(text.slice(range)).ok();
         LimitHeaders {
             rule: rule.index,
-            policy,
+            // A rule whose name cannot appear in a header has no policy header, and
+            // then no `RateLimit` either.
+            policy: rule
+                .policy_header
+                .as_ref()
+                .and_then(|policy| Some((policy.clone(), value(whole)?))),
             limit: rule.limit_header.clone(),
-            remaining: HeaderValue::from(decision.remaining),
-            reset: HeaderValue::from(reset),
+            remaining: value(remaining_at).unwrap_or_else(|| decision.remaining.into()),
+            reset: value(reset_at).unwrap_or_else(|| reset.into()),
         }
     }
 
@@ -229,7 +234,7 @@ pub type Admission = Result<(Request, Option<LimitHeaders>), Response>;
 
 /// Checks a request (whose tenant is resolved) against the rules that match it.
 pub async fn admit(state: &AppState, req: Request) -> Admission {
-    let Some(limiter) = state.limiter.clone() else {
+    let Some(limiter) = state.limiter.as_deref() else {
         return Ok((req, None));
     };
     // (any rule, any rule keyed by account), in one pass.
@@ -245,7 +250,11 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
     }
     let (req, account) = if needs_account {
         let (parts, body) = req.into_parts();
-        let bytes = match axum::body::to_bytes(body, state.config.http.max_body_bytes).await {
+        // The rare paths' futures are boxed (here and for refusals below): inline, they
+        // made every limited request's future several times larger, and it is moved
+        // by value on its way into the task.
+        let read = Box::pin(axum::body::to_bytes(body, state.config.http.max_body_bytes));
+        let bytes = match read.await {
             Ok(b) => b,
             Err(_) => {
                 return Err(ApiError::PayloadTooLarge(format!(
@@ -305,15 +314,18 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
         let meta = request_meta(req.extensions(), req.headers(), state);
         let waived = rule.key == KeyKind::Account
             && match (tenant, &account) {
-                (Some(t), Some(email)) => state
-                    .accounts
-                    .known_ip_waives_lockout(t, email, meta.ip.as_deref())
-                    .await
-                    .unwrap_or(false),
+                (Some(t), Some(email)) => Box::pin(state.accounts.known_ip_waives_lockout(
+                    t,
+                    email,
+                    meta.ip.as_deref(),
+                ))
+                .await
+                .unwrap_or(false),
                 _ => false,
             };
         if !waived {
-            return Err(refuse(state, rule, &checks[refused_at].key, &last, tenant, &meta).await);
+            let key = &checks[refused_at].key;
+            return Err(Box::pin(refuse(state, rule, key, &last, tenant, &meta)).await);
         }
     }
     // Report the tightest admitted rule.
@@ -388,6 +400,31 @@ mod tests {
             push_ip(&mut key, ip);
             assert_eq!(key, ip.to_string());
         }
+    }
+
+    #[test]
+    fn limit_headers_share_one_buffer_and_read_right() {
+        use crate::ratelimit::config::RateLimitConfig;
+        use crate::ratelimit::policy::Policy;
+        let policy = Policy::from_config(&RateLimitConfig::default());
+        let rule = policy
+            .rules()
+            .iter()
+            .find(|r| &*r.name == "default")
+            .unwrap();
+        let decision = Decision {
+            allowed: true,
+            remaining: 117,
+            reset_us: 1_500_000,
+            retry_after_us: 0,
+        };
+        let mut h = HeaderMap::new();
+        LimitHeaders::new(rule, &decision).apply(&mut h);
+        assert_eq!(h["ratelimit"], "\"default\";r=117;t=2");
+        assert_eq!(h["x-ratelimit-remaining"], "117");
+        assert_eq!(h["x-ratelimit-reset"], "2");
+        assert_eq!(h["x-ratelimit-limit"], rule.limit_header);
+        assert_eq!(h["ratelimit-policy"], "\"default\";q=120;w=60");
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl SessionAnswer {
     /// "session":{"id","expires_at","auth_method"}}`.
     fn render(&self) -> serde_json::Result<Vec<u8>> {
         let (who, tenant) = (&self.who, &self.tenant);
-        let mut out = Vec::with_capacity(384);
+        let mut out = Vec::with_capacity(self.unescaped_len());
         out.extend_from_slice(b"{\"user\":{\"id\":");
         push_uuid(&mut out, &who.user_id.0);
         out.extend_from_slice(b",\"email\":");
@@ -209,6 +209,27 @@ impl SessionAnswer {
     }
 }
 
+impl SessionAnswer {
+    /// The length of the answer when no text needs escaping (the usual case): the
+    /// buffer is allocated at its final size, and the session cache keeps no spare
+    /// capacity with the rendering.
+    fn unescaped_len(&self) -> usize {
+        const FIXED: &str = r#"{"user":{"id":,"email":},"tenant":{"id":,"slug":},"roles":,"session":{"id":,"expires_at":,"auth_method":""}}"#;
+        const QUOTED_UUID: usize = uuid::fmt::Hyphenated::LENGTH + 2;
+        let (who, tenant) = (&self.who, &self.tenant);
+        let roles: usize = who.roles.iter().map(|r| r.len() + 3).sum::<usize>() + 1;
+        FIXED.len()
+            + 3 * QUOTED_UUID
+            + who.email.len()
+            + 2
+            + tenant.slug.len()
+            + 2
+            + roles.max(2)
+            + itoa::Buffer::new().format(who.session_expires_at).len()
+            + who.auth_method.as_str().len()
+    }
+}
+
 /// A UUID as a JSON string (hyphenated, lower case: what its `Serialize` writes).
 fn push_uuid(out: &mut Vec<u8>, id: &uuid::Uuid) {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -218,12 +239,15 @@ fn push_uuid(out: &mut Vec<u8>, id: &uuid::Uuid) {
 }
 
 impl IntoResponse for SessionAnswer {
-    /// The body is handed over as it is (its buffer trimmed to size rather than shared),
-    /// with its one header.
+    /// The body is rendered once per cached identity and shared by every answer after
+    /// that (see `Rendered`), with its one header.
     fn into_response(self) -> Response {
-        match self.render() {
+        let rendered = self
+            .who
+            .rendered
+            .get_or_render(|| self.render().map(Bytes::from_owner));
+        match rendered {
             Ok(body) => {
-                let body = Bytes::from(body.into_boxed_slice());
                 let mut resp = Response::new(Body::from(body));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -377,6 +401,7 @@ mod tests {
                 session_id: SessionId::new(),
                 session_expires_at: 1_796_197_960_346,
                 auth_method: method,
+                rendered: Default::default(),
             }),
             tenant: Arc::new(Tenant {
                 id: TenantId::new(),
@@ -409,8 +434,25 @@ mod tests {
                 AuthMethod::Oidc,
             ),
             answer("", "t", &[], AuthMethod::Password),
+            answer(
+                "b@example.com",
+                "acme",
+                &["admin", "member"],
+                AuthMethod::Oidc,
+            ),
         ] {
             let body = a.render().unwrap();
+            let plain = |t: &str| !t.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+            if plain(&a.who.email) && plain(&a.tenant.slug) && a.who.roles.iter().all(|r| plain(r))
+            {
+                // Sized exactly: the buffer becomes the body without a copy.
+                assert_eq!(
+                    body.len(),
+                    a.unescaped_len(),
+                    "{}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
             let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let (who, tenant) = (&a.who, &a.tenant);
             let expected = json!({
