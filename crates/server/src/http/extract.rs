@@ -1,10 +1,11 @@
 //! Extractors: JSON bodies and queries with precise errors, request facts, the tenant,
 //! and the authenticated identity (with CSRF enforcement for cookie sessions).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use serde::de::DeserializeOwned;
@@ -120,9 +121,7 @@ pub fn request_ip(
     headers: &axum::http::HeaderMap,
     state: &AppState,
 ) -> Option<std::net::IpAddr> {
-    let peer = extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
+    let peer = extensions.get::<RequestContext>().and_then(|c| c.peer);
     client_ip(peer, headers, &state.trusted_proxies)
 }
 
@@ -147,19 +146,31 @@ pub fn request_meta(
     }
 }
 
-/// The tenant resolved by the tenant middleware.
+/// What the frame learned about a request before the routes see it, in one request
+/// extension (each extension is an allocation and a map entry).
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// The connection's peer (`None` when served without a socket peer).
+    pub peer: Option<SocketAddr>,
+    pub tenant: Arc<Tenant>,
+}
+
+/// The tenant the request was resolved to.
+fn resolved_tenant(extensions: &axum::http::Extensions) -> Result<Arc<Tenant>, ApiError> {
+    extensions
+        .get::<RequestContext>()
+        .map(|c| c.tenant.clone())
+        .ok_or_else(|| ApiError::Internal("tenant not resolved".into()))
+}
+
+/// The tenant resolved by the frame.
 pub struct CurrentTenant(pub Arc<Tenant>);
 
 impl FromRequestParts<AppState> for CurrentTenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Arc<Tenant>>()
-            .cloned()
-            .map(CurrentTenant)
-            .ok_or_else(|| ApiError::Internal("tenant not resolved".into()))
+        resolved_tenant(&parts.extensions).map(CurrentTenant)
     }
 }
 
@@ -196,11 +207,7 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = parts
-            .extensions
-            .get::<Arc<Tenant>>()
-            .cloned()
-            .ok_or_else(|| ApiError::Internal("tenant not resolved".into()))?;
+        let tenant = resolved_tenant(&parts.extensions)?;
         let (token, from_cookie) = match state.cookie.read(&parts.headers) {
             Some(t) => (t, true),
             None => match bearer_token(&parts.headers) {

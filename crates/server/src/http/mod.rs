@@ -9,10 +9,10 @@ pub mod extract;
 pub mod middleware;
 pub mod png;
 pub mod ratelimit;
+pub mod request_id;
 pub mod routes;
 pub mod state;
-
-use std::net::SocketAddr;
+pub mod tenant;
 
 use axum::extract::DefaultBodyLimit;
 use tower::Layer;
@@ -22,17 +22,7 @@ use state::AppState;
 /// Builds the complete application service: the routes inside one middleware
 /// (`middleware::Frame`). Tenant resolution rewrites the URI, so the middleware wraps
 /// the router as a service rather than being a route layer.
-pub fn app(
-    state: AppState,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future = impl Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
+pub fn app(state: AppState) -> middleware::Frame<impl middleware::Routes> {
     // The body limit wraps the router as a whole: as a router layer it would wrap
     // every route, and every request would pay for one more boxed service and future.
     let body_limit = DefaultBodyLimit::max(state.config.http.max_body_bytes);
@@ -46,11 +36,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(state);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, app(state).per_connection())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -19,12 +19,12 @@ use aegis_core::audit::{self, Action};
 use aegis_core::crypto::{b64url, sha256};
 use aegis_core::email::normalize_email;
 use aegis_core::ids::TenantId;
-use aegis_core::model::{RequestMeta, Tenant};
-use aegis_core::ratelimit::{Check, Decision};
+use aegis_core::model::RequestMeta;
+use aegis_core::ratelimit::{Check, Decision, Micros};
 
 use super::cookie::CookieSettings;
 use super::error::ApiError;
-use super::extract::{bearer_token, request_ip, request_meta};
+use super::extract::{RequestContext, bearer_token, request_ip, request_meta};
 use super::state::AppState;
 use crate::ratelimit::config::KeyKind;
 use crate::ratelimit::policy::Rule;
@@ -232,8 +232,9 @@ const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset
 /// answer, if a rule applied), or it is refused with this answer.
 pub type Admission = Result<(Request, Option<LimitHeaders>), Response>;
 
-/// Checks a request (whose tenant is resolved) against the rules that match it.
-pub async fn admit(state: &AppState, req: Request) -> Admission {
+/// Checks a request (whose tenant is resolved) against the rules that match it, at
+/// `now` (Unix microseconds).
+pub async fn admit(state: &AppState, req: Request, now: Micros) -> Admission {
     let Some(limiter) = state.limiter.as_deref() else {
         return Ok((req, None));
     };
@@ -272,7 +273,10 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
     // Only the client IP and the tenant id: the full request facts are gathered for a
     // refusal alone.
     let ip = request_ip(req.extensions(), req.headers(), state);
-    let tenant = req.extensions().get::<Arc<Tenant>>().map(|t| t.id);
+    let tenant = req
+        .extensions()
+        .get::<RequestContext>()
+        .map(|c| c.tenant.id);
     let source = KeySource {
         ip,
         tenant,
@@ -295,7 +299,7 @@ pub async fn admit(state: &AppState, req: Request) -> Admission {
             })
         })
         .unzip();
-    let decisions = match limiter.check(&checks).await {
+    let decisions = match limiter.check(&checks, now).await {
         Ok(d) => d,
         Err(_) => {
             let mut resp = ApiError::Unavailable("rate limiter unavailable; retry shortly".into())

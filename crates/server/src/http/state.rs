@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
 
 use aegis_core::accounts::AccountService;
+use aegis_core::clock::Millis;
 use aegis_core::fieldcrypt::KeyRing;
 use aegis_core::mfa::MfaService;
 use aegis_core::model::Tenant;
@@ -24,7 +24,7 @@ use crate::ratelimit::RateLimiter;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// How long a tenant lookup is cached (tenant changes propagate within this time).
-const TENANT_CACHE_TTL: Duration = Duration::from_secs(5);
+const TENANT_CACHE_TTL_MS: Millis = 5_000;
 
 /// Everything a request needs, behind one `Arc`: axum clones the state for every
 /// middleware and extractor of every request, and one reference count is much cheaper
@@ -88,7 +88,8 @@ pub enum TenantKey {
 
 /// A short-lived cache of tenant lookups by slug or host, so the tenant registry is not
 /// queried on every request. A hit allocates nothing: the maps are searched with the
-/// borrowed name and the tenant is shared.
+/// borrowed name and the tenant is shared. Times are the request's own clock reading
+/// (Unix milliseconds), so a lookup reads no clock of its own.
 #[derive(Clone, Default)]
 pub struct TenantCache {
     by_slug: Arc<RwLock<HashMap<String, CachedTenant>>>,
@@ -96,7 +97,7 @@ pub struct TenantCache {
 }
 
 /// When a lookup was made and what it found (`None`: no such tenant).
-type CachedTenant = (Instant, Option<Arc<Tenant>>);
+type CachedTenant = (Millis, Option<Arc<Tenant>>);
 
 /// Most names remembered per map; the map is cleared when it grows beyond.
 const TENANT_CACHE_MAX: usize = 10_000;
@@ -109,20 +110,22 @@ impl TenantCache {
         }
     }
 
-    /// A cached lookup, if fresh.
-    pub fn get(&self, kind: TenantKey, name: &str) -> Option<Option<Arc<Tenant>>> {
+    /// A cached lookup, if fresh at `now`. An entry from the future (the clock went
+    /// back) is not fresh.
+    pub fn get(&self, kind: TenantKey, name: &str, now: Millis) -> Option<Option<Arc<Tenant>>> {
         let map = self.map(kind).read().ok()?;
         let (at, t) = map.get(name)?;
-        (at.elapsed() < TENANT_CACHE_TTL).then(|| t.clone())
+        (*at <= now && now - *at < TENANT_CACHE_TTL_MS).then(|| t.clone())
     }
 
-    /// Remembers a lookup (bounded: the cache is cleared when it grows large).
-    pub fn put(&self, kind: TenantKey, name: &str, tenant: Option<Arc<Tenant>>) {
+    /// Remembers a lookup made at `now` (bounded: the cache is cleared when it grows
+    /// large).
+    pub fn put(&self, kind: TenantKey, name: &str, tenant: Option<Arc<Tenant>>, now: Millis) {
         if let Ok(mut map) = self.map(kind).write() {
             if map.len() > TENANT_CACHE_MAX {
                 map.clear();
             }
-            map.insert(name.to_string(), (Instant::now(), tenant));
+            map.insert(name.to_string(), (now, tenant));
         }
     }
 

@@ -9,7 +9,7 @@ pub mod redis;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aegis_core::ratelimit::{Check, Decision, LocalLimiter, RateLimitBackend, now_micros};
+use aegis_core::ratelimit::{Check, Decision, LocalLimiter, Micros, RateLimitBackend};
 
 use self::config::{FailureMode, RateLimitConfig};
 use self::policy::Policy;
@@ -71,10 +71,11 @@ impl RateLimiter {
         Some(redis.ping().await.map_err(|e| e.0))
     }
 
-    /// Decides `checks` (see `RateLimitBackend::check`).
-    pub async fn check(&self, checks: &[Check]) -> Result<Vec<Decision>, Unavailable> {
+    /// Decides `checks` (see `RateLimitBackend::check`) at `now` (Unix microseconds,
+    /// read once per request by the caller; Redis uses its own clock).
+    pub async fn check(&self, checks: &[Check], now: Micros) -> Result<Vec<Decision>, Unavailable> {
         let Some(redis) = &self.redis else {
-            return Ok(self.local.check_at(checks, now_micros()));
+            return Ok(self.local.check_at(checks, now));
         };
         match redis.check(checks).await {
             Ok(d) => Ok(d),
@@ -85,7 +86,7 @@ impl RateLimiter {
                     FailureMode::FailClosed => Err(Unavailable),
                     FailureMode::FailOpen => {
                         metrics::counter!("aegis_rate_limit_fallback_total").increment(1);
-                        Ok(self.local.check_at(checks, now_micros()))
+                        Ok(self.local.check_at(checks, now))
                     }
                 }
             }

@@ -19,8 +19,8 @@ use aegis_core::oidc::{
 use crate::config::Mode;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Admin, ApiJson, ApiQuery, CurrentTenant, Meta};
-use crate::http::middleware::TenantPrefix;
 use crate::http::state::AppState;
+use crate::http::tenant::TenantPrefix;
 
 /// Query of `GET /auth/oidc/{provider}/start`.
 #[derive(Deserialize)]
