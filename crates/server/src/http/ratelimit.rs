@@ -147,66 +147,77 @@ fn secs_ceil(us: i64) -> u64 {
     u64::try_from((us.max(0) + 999_999) / 1_000_000).unwrap_or(0)
 }
 
-/// The rate-limit headers of one answer, built before the request goes on (so the rule
-/// need not outlive the check) and added to whatever the answer turns out to be.
+/// The rate-limit headers of one answer that change from answer to answer, built
+/// before the request goes on and added to whatever the answer turns out to be; the
+/// rule's constant ones (`RateLimit-Policy`, `X-RateLimit-Limit`) come with the answer
+/// template (see `AnswerHeaders::start`).
 pub struct LimitHeaders {
-    /// The rule shown (`Rule::index`): its constant headers come with the answer
-    /// template (see `AnswerHeaders::start`).
+    /// The rule shown (`Rule::index`).
     pub rule: usize,
-    policy: Option<(HeaderValue, HeaderValue)>,
-    limit: HeaderValue,
+    /// `RateLimit`; absent for a rule whose name cannot appear in a header.
+    current: Option<HeaderValue>,
     remaining: HeaderValue,
     reset: HeaderValue,
 }
 
+/// The text behind the changing values, `"name";r=R;t=T`, in place for the usual
+/// rule names: one allocation (the shared owner) for all three values.
+struct LimitText {
+    len: usize,
+    buf: [u8; 96],
+}
+
+impl AsRef<[u8]> for LimitText {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 impl LimitHeaders {
     /// The headers for `decision` under `rule`. Runs for every limited request: the
-    /// constant headers come ready-made from the rule, and the changing ones share one
-    /// buffer, `"name";r=R;t=T`: the `RateLimit` value is all of it, and
-    /// `X-RateLimit-Remaining` and `X-RateLimit-Reset` are slices of it.
+    /// three values share one buffer, `"name";r=R;t=T`: the `RateLimit` value is all
+    /// of it, `X-RateLimit-Remaining` and `X-RateLimit-Reset` are slices of it.
     fn new(rule: &Rule, decision: &Decision) -> Self {
         let reset = secs_ceil(decision.reset_us);
         let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
         let (r, t) = (r.format(decision.remaining), t.format(reset));
-        let mut text = String::with_capacity(rule.name.len() + r.len() + t.len() + 8);
-        text.push('"');
-        text.push_str(&rule.name);
-        text.push_str("\";r=");
-        let remaining_at = text.len()..text.len() + r.len();
-        text.push_str(r);
-        text.push_str(";t=");
-        let reset_at = text.len()..text.len() + t.len();
-        text.push_str(t);
-        let whole = 0..text.len();
-        let text = Bytes::from_owner(text);
+        let parts = ["\"", &*rule.name, "\";r=", r, ";t=", t];
+        let remaining_at = rule.name.len() + 5..rule.name.len() + 5 + r.len();
+        let reset_at = remaining_at.end + 3..remaining_at.end + 3 + t.len();
+        let len = reset_at.end;
+        let text = if len <= 96 {
+            let mut text = LimitText { len, buf: [0; 96] };
+            let mut at = 0;
+            for p in parts {
+                text.buf[at..at + p.len()].copy_from_slice(p.as_bytes());
+                at += p.len();
+            }
+            Bytes::from_owner(text)
+        } else {
+            Bytes::from(parts.concat())
+        };
         let value = |range| HeaderValue::from_maybe_shared(text.slice(range)).ok();
         LimitHeaders {
             rule: rule.index,
-            // A rule whose name cannot appear in a header has no policy header, and
-            // then no `RateLimit` either.
-            policy: rule
-                .policy_header
-                .as_ref()
-                .and_then(|policy| Some((policy.clone(), value(whole)?))),
-            limit: rule.limit_header.clone(),
+            current: rule.policy_header.as_ref().and_then(|_| value(0..len)),
             remaining: value(remaining_at).unwrap_or_else(|| decision.remaining.into()),
             reset: value(reset_at).unwrap_or_else(|| reset.into()),
         }
     }
 
-    /// Adds all the headers to an answer.
-    pub fn apply(self, headers: &mut HeaderMap) {
-        if let Some((policy, _)) = &self.policy {
+    /// Adds all the headers of `rule` (whose decision these are) to an answer.
+    pub fn apply(self, rule: &Rule, headers: &mut HeaderMap) {
+        if let Some(policy) = &rule.policy_header {
             headers.insert(RATELIMIT_POLICY, policy.clone());
         }
-        headers.insert(X_RATELIMIT_LIMIT, self.limit.clone());
+        headers.insert(X_RATELIMIT_LIMIT, rule.limit_header.clone());
         self.apply_changing(headers);
     }
 
     /// Adds the headers that change from answer to answer, to one that has the rule's
-    /// constant ones (`RateLimit-Policy`, `X-RateLimit-Limit`) already.
+    /// constant ones already.
     pub fn apply_changing(self, headers: &mut HeaderMap) {
-        if let Some((_, current)) = self.policy {
+        if let Some(current) = self.current {
             headers.insert(RATELIMIT, current);
         }
         headers.insert(X_RATELIMIT_REMAINING, self.remaining);
@@ -238,17 +249,16 @@ pub async fn admit(state: &AppState, req: Request, now: Micros) -> Admission {
     let Some(limiter) = state.limiter.as_deref() else {
         return Ok((req, None));
     };
-    // (any rule, any rule keyed by account), in one pass.
-    let (any, needs_account) = limiter
+    let mut applied: Vec<&Rule> = limiter
         .policy
         .matching(req.method(), req.uri().path())
-        .fold((false, false), |(_, account), r| {
-            let by_account = matches!(r.key, KeyKind::Account | KeyKind::AccountIp);
-            (true, account || by_account)
-        });
-    if !any {
+        .collect();
+    if applied.is_empty() {
         return Ok((req, None));
     }
+    let needs_account = applied
+        .iter()
+        .any(|r| matches!(r.key, KeyKind::Account | KeyKind::AccountIp));
     let (req, account) = if needs_account {
         let (parts, body) = req.into_parts();
         // The rare paths' futures are boxed (here and for refusals below): inline, they
@@ -284,21 +294,18 @@ pub async fn admit(state: &AppState, req: Request, now: Micros) -> Admission {
         cookie: &state.cookie,
         account: account.as_deref(),
     };
-    let (applied, checks): (Vec<&Rule>, Vec<Check>) = limiter
-        .policy
-        .matching(req.method(), req.uri().path())
-        .filter_map(|r| {
-            source.key(r).map(|key| {
-                (
-                    r,
-                    Check {
-                        key,
-                        quota: r.quota,
-                    },
-                )
-            })
-        })
-        .unzip();
+    // A rule whose key the request lacks (no session, say) does not apply.
+    let mut checks: Vec<Check> = Vec::with_capacity(applied.len());
+    applied.retain(|rule| match source.key(rule) {
+        Some(key) => {
+            checks.push(Check {
+                key,
+                quota: rule.quota,
+            });
+            true
+        }
+        None => false,
+    });
     let decisions = match limiter.check(&checks, now).await {
         Ok(d) => d,
         Err(_) => {
@@ -372,7 +379,7 @@ async fn refuse(
     }
     let retry_after_secs = secs_ceil(decision.retry_after_us).max(1);
     let mut resp = ApiError::TooManyRequests { retry_after_secs }.into_response();
-    LimitHeaders::new(rule, decision).apply(resp.headers_mut());
+    LimitHeaders::new(rule, decision).apply(rule, resp.headers_mut());
     resp
 }
 
@@ -423,12 +430,25 @@ mod tests {
             retry_after_us: 0,
         };
         let mut h = HeaderMap::new();
-        LimitHeaders::new(rule, &decision).apply(&mut h);
+        LimitHeaders::new(rule, &decision).apply(rule, &mut h);
         assert_eq!(h["ratelimit"], "\"default\";r=117;t=2");
         assert_eq!(h["x-ratelimit-remaining"], "117");
         assert_eq!(h["x-ratelimit-reset"], "2");
         assert_eq!(h["x-ratelimit-limit"], rule.limit_header);
         assert_eq!(h["ratelimit-policy"], "\"default\";q=120;w=60");
+        // A name too long for the in-place buffer: the same values.
+        let mut cfg = RateLimitConfig::default();
+        let long = "r".repeat(120);
+        let mut r = crate::ratelimit::config::builtin_rules()["default"].clone();
+        r.routes = vec!["GET /long".into()];
+        cfg.rules.insert(long.clone(), r);
+        let policy = Policy::from_config(&cfg);
+        let rule = policy.rules().iter().find(|r| *r.name == *long).unwrap();
+        let mut h = HeaderMap::new();
+        LimitHeaders::new(rule, &decision).apply(rule, &mut h);
+        assert_eq!(h["ratelimit"], format!("\"{long}\";r=117;t=2").as_str());
+        assert_eq!(h["x-ratelimit-remaining"], "117");
+        assert_eq!(h["x-ratelimit-reset"], "2");
     }
 
     #[test]

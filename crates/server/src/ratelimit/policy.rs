@@ -54,10 +54,10 @@ impl RoutePattern {
         if self.method.as_ref().is_some_and(|m| m != method) {
             return false;
         }
-        if self.prefix {
-            path.starts_with(&self.path)
-        } else {
-            path == self.path
+        match (self.prefix, self.path.is_empty()) {
+            (true, true) => true, // `*`
+            (true, false) => path.starts_with(&self.path),
+            (false, _) => path == self.path,
         }
     }
 }
