@@ -4,15 +4,15 @@
 # cache on and off, against a minimal axum server answering a constant body (the
 # baseline), all measured in the same run. Each row alternates short slices of the
 # baseline and of the row, so that the machine's changing speed (a shared VM's speed
-# moves by a fifth within seconds) hits both alike. Bounded: about 3.5 minutes after
+# moves by a fifth within a second) hits both alike. Bounded: about 4 minutes after
 # the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-ROUNDS="${BENCH_ROUNDS:-7}"
-SLICE="${BENCH_SLICE:-2}"
+ROUNDS="${BENCH_ROUNDS:-15}"
+SLICE="${BENCH_SLICE:-1}"
 CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 
 build_release

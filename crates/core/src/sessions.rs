@@ -150,16 +150,20 @@ impl SessionService {
         &self.cache
     }
 
-    /// Resolves a session token to an identity, refreshing last activity when due.
-    /// A warm session is answered from the cache: no query, and no write until the
-    /// activity update interval has passed.
-    pub async fn authenticate(&self, tenant: TenantId, token: &str) -> Result<Arc<Identity>> {
+    /// Resolves a session token to an identity at `now` (when the request arrived),
+    /// refreshing last activity when due. A warm session is answered from the cache: no
+    /// query, and no write until the activity update interval has passed.
+    pub async fn authenticate(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        now: Millis,
+    ) -> Result<Arc<Identity>> {
         // Tokens are 43 characters; anything else cannot match and costs no query.
         if token.len() != 43 {
             return Err(CoreError::Unauthenticated);
         }
         let hash = sha256(token.as_bytes());
-        let now = now_millis();
         if let Some(hit) = self.cache.get(tenant, &hash, now) {
             self.check_live(hit.identity.session_expires_at, hit.last_seen_at, now)?;
             if self.touch_due(hit.last_seen_at, now)

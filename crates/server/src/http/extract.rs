@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, header};
 use serde::de::DeserializeOwned;
 
+use aegis_core::clock::Millis;
 use aegis_core::crypto::{b64url, constant_time_eq, hmac_sha256};
 use aegis_core::ids::SessionId;
 use aegis_core::model::{AuthMethod, Identity, RequestMeta, Tenant};
@@ -153,13 +154,14 @@ pub struct RequestContext {
     /// The connection's peer (`None` when served without a socket peer).
     pub peer: Option<SocketAddr>,
     pub tenant: Arc<Tenant>,
+    /// When the request arrived (Unix milliseconds): one clock reading for the request.
+    pub now: Millis,
 }
 
-/// The tenant the request was resolved to.
-fn resolved_tenant(extensions: &axum::http::Extensions) -> Result<Arc<Tenant>, ApiError> {
+/// What the frame learned about the request.
+fn context(extensions: &axum::http::Extensions) -> Result<&RequestContext, ApiError> {
     extensions
         .get::<RequestContext>()
-        .map(|c| c.tenant.clone())
         .ok_or_else(|| ApiError::Internal("tenant not resolved".into()))
 }
 
@@ -170,7 +172,7 @@ impl FromRequestParts<AppState> for CurrentTenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        resolved_tenant(&parts.extensions).map(CurrentTenant)
+        context(&parts.extensions).map(|c| CurrentTenant(c.tenant.clone()))
     }
 }
 
@@ -207,7 +209,7 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = resolved_tenant(&parts.extensions)?;
+        let (tenant, now) = context(&parts.extensions).map(|c| (c.tenant.clone(), c.now))?;
         let (token, from_cookie) = match state.cookie.read(&parts.headers) {
             Some(t) => (t, true),
             None => match bearer_token(&parts.headers) {
@@ -217,7 +219,7 @@ impl FromRequestParts<AppState> for Authed {
         };
         let identity = state
             .sessions
-            .authenticate(tenant.id, token)
+            .authenticate(tenant.id, token, now)
             .await
             .map_err(ApiError::from)?;
         if from_cookie && is_unsafe(&parts.method) {

@@ -24,7 +24,7 @@ use super::answer_headers;
 use super::cors::Cors;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{CSRF_HEADER, RequestContext, bearer_token};
-use super::ratelimit::{self, LimitHeaders};
+use super::ratelimit::{self, Shown};
 use super::request_id::{X_REQUEST_ID, acceptable_request_id, new_request_id};
 use super::state::AppState;
 use super::tenant;
@@ -33,8 +33,8 @@ use crate::telemetry;
 /// Admission, in order: the tenant (from a `/t/{slug}` prefix, else the `Host` header,
 /// else the default tenant; the prefix is stripped so routes are the same for every
 /// tenant), the rate limits (whose keys may name the tenant), then the origin check of
-/// unsafe methods; then the routes. The answer comes with the rate-limit headers to add
-/// to it, if a rule applied and admitted the request.
+/// unsafe methods; then the routes. The answer comes with the rate-limit decision to
+/// show in its headers, if a rule applied and admitted the request.
 /// `now` is when the request arrived (Unix microseconds), `peer` the connection's.
 async fn admit<S: Routes>(
     state: &AppState,
@@ -42,13 +42,18 @@ async fn admit<S: Routes>(
     routes: S,
     now: Micros,
     peer: Option<SocketAddr>,
-) -> (Response, Option<LimitHeaders>) {
-    match tenant::resolve(state, &mut req, now / 1000).await {
-        Ok(tenant) => req.extensions_mut().insert(RequestContext { peer, tenant }),
+) -> (Response, Option<Shown>) {
+    let now_ms = now / 1000;
+    match tenant::resolve(state, &mut req, now_ms).await {
+        Ok(tenant) => req.extensions_mut().insert(RequestContext {
+            peer,
+            tenant,
+            now: now_ms,
+        }),
         Err(e) => return (e.into_response(), None),
     };
-    let (req, limit_headers) = match ratelimit::admit(state, req, now).await {
-        Ok(admitted) => admitted,
+    let shown = match ratelimit::admit(state, &mut req, now).await {
+        Ok(shown) => shown,
         Err(refused) => return (refused, None),
     };
     let resp = if is_unsafe(req.method()) && !origin_allowed(state, &req) {
@@ -57,12 +62,19 @@ async fn admit<S: Routes>(
         ApiError::Forbidden("cross-origin request refused: the Origin is not allowed".into())
             .into_response()
     } else {
-        match routes.oneshot(req).await {
+        // `ready` and `call` rather than `oneshot`, which would keep the request in
+        // this future beside the routes' own.
+        let mut routes = routes;
+        let answered = match routes.ready().await {
+            Ok(routes) => routes.call(req).await,
+            Err(never) => match never {},
+        };
+        match answered {
             Ok(resp) => resp,
             Err(never) => match never {},
         }
     };
-    (resp, limit_headers)
+    (resp, shown)
 }
 
 fn is_unsafe(m: &Method) -> bool {
@@ -232,17 +244,16 @@ async fn frame<S: Routes>(
         // allocation.
         let admitted = Box::pin(admit(&state, req, routes, now, peer));
         let handled = telemetry::with_request_id(request_id.clone(), admitted);
-        let (resp, limit_headers) = match tokio::time::timeout(limit, handled).await {
+        let (resp, shown) = match tokio::time::timeout(limit, handled).await {
             Ok(answered) => answered,
             Err(_) => (
                 axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
                 None,
             ),
         };
-        let mut answer = state
-            .answer_headers
-            .start(limit_headers.as_ref().map(|h| h.rule));
-        if let Some(h) = limit_headers {
+        let limits = shown.and_then(|s| s.headers(&state));
+        let mut answer = state.answer_headers.start(limits.as_ref().map(|h| h.rule));
+        if let Some(h) = limits {
             h.apply_changing(&mut answer);
         }
         state.cors.decorate(origin.as_ref(), &mut answer);

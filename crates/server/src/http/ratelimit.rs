@@ -239,63 +239,118 @@ const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// The outcome of admitting a request: it goes on (with the headers to add to its
-/// answer, if a rule applied), or it is refused with this answer.
-pub type Admission = Result<(Request, Option<LimitHeaders>), Response>;
+/// The outcome of admitting a request: it goes on (with the decision its answer shows,
+/// if a rule applied), or it is refused with this answer.
+pub type Admission = Result<Option<Shown>, Response>;
+
+/// The decision of the tightest rule that admitted a request, for its answer's headers.
+/// Small, unlike the headers: it is held while the request is handled.
+#[derive(Clone, Copy, Debug)]
+pub struct Shown {
+    /// `Rule::index`.
+    pub rule: usize,
+    pub decision: Decision,
+}
+
+impl Shown {
+    /// The answer's rate-limit headers.
+    pub fn headers(&self, state: &AppState) -> Option<LimitHeaders> {
+        let rule = state.limiter.as_deref()?.policy.rules().get(self.rule)?;
+        Some(LimitHeaders::new(rule, &self.decision))
+    }
+}
 
 /// Checks a request (whose tenant is resolved) against the rules that match it, at
 /// `now` (Unix microseconds).
-pub async fn admit(state: &AppState, req: Request, now: Micros) -> Admission {
+pub async fn admit(state: &AppState, req: &mut Request, now: Micros) -> Admission {
     let Some(limiter) = state.limiter.as_deref() else {
-        return Ok((req, None));
+        return Ok(None);
     };
     let mut applied: Vec<&Rule> = limiter
         .policy
         .matching(req.method(), req.uri().path())
         .collect();
     if applied.is_empty() {
-        return Ok((req, None));
+        return Ok(None);
     }
     let needs_account = applied
         .iter()
         .any(|r| matches!(r.key, KeyKind::Account | KeyKind::AccountIp));
-    let (req, account) = if needs_account {
-        let (parts, body) = req.into_parts();
-        // The rare paths' futures are boxed (here and for refusals below): inline, they
-        // made every limited request's future several times larger, and it is moved
-        // by value on its way into the task.
-        let read = Box::pin(axum::body::to_bytes(body, state.config.http.max_body_bytes));
-        let bytes = match read.await {
-            Ok(b) => b,
-            Err(_) => {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "request body: larger than {} bytes",
-                    state.config.http.max_body_bytes
-                ))
-                .into_response());
-            }
-        };
-        let account = account_in(&bytes);
-        (Request::from_parts(parts, Body::from(bytes)), account)
+    // What may wait (reading the body, asking Redis, auditing a refusal) is boxed: this
+    // future is part of every request's, and whatever it holds inline is moved with it.
+    // The usual request, in-process limits and no body to read, waits for nothing.
+    let account = if needs_account {
+        Box::pin(account_of(state, req)).await?
     } else {
-        (req, None)
+        None
     };
+    let checks = keys(state, req, &mut applied, account.as_deref());
+    let decisions = match limiter.decide_locally(&checks, now) {
+        Some(decisions) => decisions,
+        None => match Box::pin(limiter.check(&checks, now)).await {
+            Ok(decisions) => decisions,
+            Err(_) => return Err(unavailable()),
+        },
+    };
+    let Some(last) = decisions.last().copied() else {
+        return Ok(None);
+    };
+    let refused_at = decisions.len() - 1;
+    if !last.allowed {
+        let refusal = Refusal {
+            rule: applied[refused_at],
+            key: &checks[refused_at].key,
+            decision: last,
+            account: account.as_deref(),
+            tenant: tenant_of(req),
+            meta: request_meta(req.extensions(), req.headers(), state),
+        };
+        Box::pin(refuse_unless_waived(state, refusal)).await?;
+    }
+    // Report the tightest admitted rule.
+    let shown = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.allowed)
+        .min_by_key(|(_, d)| d.remaining);
+    Ok(shown.map(|(i, d)| Shown {
+        rule: applied[i].index,
+        decision: *d,
+    }))
+}
+
+/// The account a request names, for the account-keyed rules: its body is read (and
+/// put back for the handler).
+async fn account_of(state: &AppState, req: &mut Request) -> Result<Option<String>, Response> {
+    let limit = state.config.http.max_body_bytes;
+    let body = std::mem::take(req.body_mut());
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!("request body: larger than {limit} bytes"))
+            .into_response()
+    })?;
+    let account = account_in(&bytes);
+    *req.body_mut() = Body::from(bytes);
+    Ok(account)
+}
+
+/// The checks of the rules in `applied` for this request; a rule whose key the request
+/// lacks (no session, say) does not apply and leaves `applied`.
+fn keys(
+    state: &AppState,
+    req: &Request,
+    applied: &mut Vec<&Rule>,
+    account: Option<&str>,
+) -> Vec<Check> {
     // Only the client IP and the tenant id: the full request facts are gathered for a
     // refusal alone.
-    let ip = request_ip(req.extensions(), req.headers(), state);
-    let tenant = req
-        .extensions()
-        .get::<RequestContext>()
-        .map(|c| c.tenant.id);
     let source = KeySource {
-        ip,
-        tenant,
+        ip: request_ip(req.extensions(), req.headers(), state),
+        tenant: tenant_of(req),
         headers: req.headers(),
         cookie: &state.cookie,
-        account: account.as_deref(),
+        account,
     };
-    // A rule whose key the request lacks (no session, say) does not apply.
-    let mut checks: Vec<Check> = Vec::with_capacity(applied.len());
+    let mut checks = Vec::with_capacity(applied.len());
     applied.retain(|rule| match source.key(rule) {
         Some(key) => {
             checks.push(Check {
@@ -306,46 +361,58 @@ pub async fn admit(state: &AppState, req: Request, now: Micros) -> Admission {
         }
         None => false,
     });
-    let decisions = match limiter.check(&checks, now).await {
-        Ok(d) => d,
-        Err(_) => {
-            let mut resp = ApiError::Unavailable("rate limiter unavailable; retry shortly".into())
-                .into_response();
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Err(resp);
-        }
-    };
-    let Some(last) = decisions.last().copied() else {
-        return Ok((req, None));
-    };
-    let refused_at = decisions.len() - 1;
-    if !last.allowed {
-        let rule = applied[refused_at];
-        let meta = request_meta(req.extensions(), req.headers(), state);
-        let waived = rule.key == KeyKind::Account
-            && match (tenant, &account) {
-                (Some(t), Some(email)) => Box::pin(state.accounts.known_ip_waives_lockout(
-                    t,
-                    email,
-                    meta.ip.as_deref(),
-                ))
+    checks
+}
+
+fn tenant_of(req: &Request) -> Option<TenantId> {
+    req.extensions()
+        .get::<RequestContext>()
+        .map(|c| c.tenant.id)
+}
+
+/// The answer when the limiter cannot decide and the failure mode says refuse.
+fn unavailable() -> Response {
+    let mut resp =
+        ApiError::Unavailable("rate limiter unavailable; retry shortly".into()).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// A rule that refused a request, with the request's facts.
+struct Refusal<'a> {
+    rule: &'a Rule,
+    key: &'a str,
+    decision: Decision,
+    account: Option<&'a str>,
+    tenant: Option<TenantId>,
+    meta: RequestMeta,
+}
+
+/// The 429 answer for a refusal, unless the rule is keyed by account and the account
+/// has signed in from this IP before (a lockout does not lock its owner out).
+async fn refuse_unless_waived(state: &AppState, refusal: Refusal<'_>) -> Result<(), Response> {
+    let Refusal {
+        rule,
+        key,
+        decision,
+        account,
+        tenant,
+        meta,
+    } = refusal;
+    let waived = rule.key == KeyKind::Account
+        && match (tenant, account) {
+            (Some(t), Some(email)) => state
+                .accounts
+                .known_ip_waives_lockout(t, email, meta.ip.as_deref())
                 .await
                 .unwrap_or(false),
-                _ => false,
-            };
-        if !waived {
-            let key = &checks[refused_at].key;
-            return Err(Box::pin(refuse(state, rule, key, &last, tenant, &meta)).await);
-        }
+            _ => false,
+        };
+    if waived {
+        return Ok(());
     }
-    // Report the tightest admitted rule.
-    let shown = decisions
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.allowed)
-        .min_by_key(|(_, d)| d.remaining);
-    Ok((req, shown.map(|(i, d)| LimitHeaders::new(applied[i], d))))
+    Err(refuse(state, rule, key, &decision, tenant, &meta).await)
 }
 
 /// The 429 answer, with its audit entry (throttled) and metric.

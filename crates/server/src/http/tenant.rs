@@ -73,11 +73,43 @@ async fn default_tenant(state: &AppState, now: Millis) -> Result<Arc<Tenant>, Ap
 /// prefix (which is stripped, so routes are the same for every tenant, and kept as a
 /// [`TenantPrefix`] extension), else the `Host` header, else the default tenant. A
 /// disabled tenant is refused.
+///
+/// The usual request, addressed by a host the tenant cache knows, is answered without
+/// waiting; only the rest makes (and boxes) the future of [`lookup`]: it is part of
+/// every request's future, and whatever it holds inline is moved with it.
 pub async fn resolve(
     state: &AppState,
     req: &mut Request,
     now: Millis,
 ) -> Result<Arc<Tenant>, ApiError> {
+    match cached(state, req, now) {
+        Some(tenant) => admitted(tenant),
+        None => Box::pin(lookup(state, req, now)).await,
+    }
+}
+
+/// The tenant of a request without a `/t/{slug}` prefix whose (lower-case) host the
+/// tenant cache holds.
+fn cached(state: &AppState, req: &Request, now: Millis) -> Option<Arc<Tenant>> {
+    if split_tenant_prefix(req.uri().path()).is_some() {
+        return None;
+    }
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    state.tenant_cache.get(TenantKey::Host, host, now).flatten()
+}
+
+fn admitted(tenant: Arc<Tenant>) -> Result<Arc<Tenant>, ApiError> {
+    if tenant.disabled {
+        return Err(ApiError::Forbidden("tenant is disabled".into()));
+    }
+    Ok(tenant)
+}
+
+/// [`resolve`], through the tenant cache and, on a miss, the tenant registry.
+async fn lookup(state: &AppState, req: &mut Request, now: Millis) -> Result<Arc<Tenant>, ApiError> {
     let tenant = if let Some((slug, rest)) = split_tenant_prefix(req.uri().path()) {
         validate_slug(slug).map_err(|_| ApiError::NotFound("tenant not found".into()))?;
         let prefix = format!("/t/{slug}");
@@ -107,10 +139,7 @@ pub async fn resolve(
             None => default_tenant(state, now).await?,
         }
     };
-    if tenant.disabled {
-        return Err(ApiError::Forbidden("tenant is disabled".into()));
-    }
-    Ok(tenant)
+    admitted(tenant)
 }
 
 #[cfg(test)]

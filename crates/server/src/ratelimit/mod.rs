@@ -71,6 +71,14 @@ impl RateLimiter {
         Some(redis.ping().await.map_err(|e| e.0))
     }
 
+    /// Decides `checks` at once when the limits are this instance's own (no Redis):
+    /// the decision needs no waiting, so callers need not make a future for it.
+    pub fn decide_locally(&self, checks: &[Check], now: Micros) -> Option<Vec<Decision>> {
+        self.redis
+            .is_none()
+            .then(|| self.local.check_at(checks, now))
+    }
+
     /// Decides `checks` (see `RateLimitBackend::check`) at `now` (Unix microseconds,
     /// read once per request by the caller; Redis uses its own clock).
     pub async fn check(&self, checks: &[Check], now: Micros) -> Result<Vec<Decision>, Unavailable> {
