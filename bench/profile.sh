@@ -13,6 +13,9 @@ command -v valgrind >/dev/null || { echo "error: valgrind is needed (apt-get ins
 build_release
 ensure_wrk
 TOP="${BENCH_TOP:-25}"
+# BENCH_PROFILE_KEEP=DIR keeps the callgrind files there, for callgrind_annotate
+# --tree=caller and the like.
+KEEP="${BENCH_PROFILE_KEEP:-}"
 
 # profile NAME COOKIE CMD... : runs CMD (whose program is to be started through
 # valgrind, see `callgrind` below) and prints "instructions requests callgrind-file".
@@ -50,11 +53,20 @@ read -r AI AR AF < <(profile aegis "$COOKIE" env -i PATH="$PATH" AEGIS_LISTEN=12
 # shellcheck disable=SC2046
 read -r BI BR _ < <(profile baseline "x=1" $(callgrind baseline) "$BIN/baseline_server")
 
+if [ -n "$KEEP" ]; then
+  mkdir -p "$KEEP"
+  cp "$AF" "$KEEP/aegis.cg"
+  cp "$(ls -S "$WORK"/baseline.cg* | head -n1)" "$KEEP/baseline.cg"
+  echo "# callgrind files kept in $KEEP (aegis.cg, baseline.cg)" >&2
+fi
+
 echo "== instructions per request (callgrind, GET /api/v1/session, warm session cache)"
 awk -v ai="$AI" -v ar="$AR" -v bi="$BI" -v br="$BR" 'BEGIN {
   printf "baseline (axum, constant body): %8.0f\n", bi / br
   printf "aegis:                          %8.0f   (x %.2f)\n", ai / ar, (ai / ar) / (bi / br)
 }'
+echo "   (valgrind hides SHA-NI, so SHA-256 runs in software here: the token hash costs"
+echo "   several times what it costs outside callgrind on a CPU with SHA extensions)"
 echo "== aegis: its own functions by inclusive cost (top $TOP; the runtime's frames left out)"
 callgrind_annotate --inclusive=yes "$AF" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
   grep -E 'aegis(_core|_store)?::|serde_json|sha2::|tracing' | head -n "$TOP" | cut -c1-160

@@ -323,6 +323,11 @@ impl AccountService {
         require_verified_email: bool,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome> {
+        // The hashing place first: when hashing is saturated, a login is refused before
+        // it reads the database (and, with the hasher's refusal delay, a while later),
+        // so a flood of them leaves the database and the cores to everyone else. Every path below spends it on one verification, and the
+        // refusal is the same whether the account exists or not.
+        let place = self.hasher.reserve().await?;
         let found = match normalize_email(email) {
             Ok(email) => {
                 let mut tx = self.store.read(tenant).await?;
@@ -331,7 +336,7 @@ impl AccountService {
             Err(_) => None,
         };
         let Some(user) = found else {
-            self.hasher.verify_dummy(password).await?;
+            self.hasher.verify_dummy_in(place, password).await?;
             self.audit_failure(tenant, None, "unknown_user", meta)
                 .await?;
             return Err(CoreError::InvalidCredentials);
@@ -342,14 +347,19 @@ impl AccountService {
             && self.lockout.known_ip_bypass
             && self.is_known_ip(tenant, &user, meta.ip.as_deref()).await?;
         if locked && !bypass {
-            self.hasher.verify_dummy(password).await?;
+            self.hasher.verify_dummy_in(place, password).await?;
             self.audit_failure(tenant, Some(&user), "locked", meta)
                 .await?;
             return Err(CoreError::InvalidCredentials);
         }
         let verified = self
             .hasher
-            .verify(password, &user.password_hash, user.password_algorithm)
+            .verify_in(
+                place,
+                password,
+                &user.password_hash,
+                user.password_algorithm,
+            )
             .await?;
         if verified == Verified::No {
             self.record_failure(tenant, user.id, "bad_password", meta)

@@ -123,6 +123,12 @@ impl Drop for Admission {
     }
 }
 
+/// A place among the hashing calls, taken before the work that leads up to one (a
+/// login's database read) and spent by exactly one verification: under a flood of
+/// logins the refusal then comes before that work, and costs little more than parsing
+/// the request. Dropping it unspent frees the place.
+pub struct HashPlace(Admission);
+
 /// Hashes and verifies passwords with bounded concurrency and a bounded queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -136,6 +142,9 @@ pub struct PasswordHasher {
     threads: usize,
     /// Hint given with a refusal; see [`retry_after_for`].
     retry_after_secs: u64,
+    /// How long a refusal waits before it is answered; see
+    /// [`with_refusal_delay`](Self::with_refusal_delay).
+    refusal_delay: std::time::Duration,
     /// A real Argon2id hash of a random password, verified when the user does not exist
     /// so that response timing does not reveal which accounts exist.
     dummy_hash: Arc<str>,
@@ -307,8 +316,20 @@ impl PasswordHasher {
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: concurrency.saturating_add(max_waiting),
             retry_after_secs: retry_after_for(concurrency, max_waiting),
+            refusal_delay: std::time::Duration::ZERO,
             dummy_hash: dummy.into(),
         })
+    }
+
+    /// Refusals wait `delay` before they are answered (they hold no place and no
+    /// memory beyond the waiting task). A refusal answered at once invites a flood to
+    /// come straight back: 256 connections then make some 15,000 refused logins a
+    /// second, and that CPU is taken from every other request. Waiting caps each
+    /// connection of a flood at one attempt per `delay`; a client that honours
+    /// `Retry-After` waits at least as long anyway.
+    pub fn with_refusal_delay(mut self, delay: std::time::Duration) -> Self {
+        self.refusal_delay = delay;
+        self
     }
 
     /// A sensible default concurrency: the number of cores, fewer if memory is short.
@@ -347,11 +368,36 @@ impl PasswordHasher {
         }
     }
 
+    /// Takes a place for a later [`verify_in`](Self::verify_in) or
+    /// [`verify_dummy_in`](Self::verify_dummy_in), or refuses at once (`Busy`) when all
+    /// are taken.
+    pub async fn reserve(&self) -> Result<HashPlace> {
+        match self.admit() {
+            Ok(admission) => Ok(HashPlace(admission)),
+            Err(refused) => {
+                if !self.refusal_delay.is_zero() {
+                    tokio::time::sleep(self.refusal_delay).await;
+                }
+                Err(refused)
+            }
+        }
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let place = Arc::new(Place(std::sync::Mutex::new(Some(self.admit()?))));
+        let place = self.reserve().await?;
+        self.run_in(place, job).await
+    }
+
+    /// Runs `job` on a hashing thread in the place already taken.
+    async fn run_in<T: Send + 'static>(
+        &self,
+        HashPlace(admission): HashPlace,
+        job: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let place = Arc::new(Place(std::sync::Mutex::new(Some(admission))));
         let _gives_up = GiveUp(place.clone());
         let (done, result) = tokio::sync::oneshot::channel();
         let queued: Job = Box::new(move || {
@@ -392,10 +438,30 @@ impl PasswordHasher {
             .await
     }
 
+    /// [`verify`](Self::verify) in a place taken by [`reserve`](Self::reserve).
+    pub async fn verify_in(
+        &self,
+        place: HashPlace,
+        password: &SecretString,
+        stored: &str,
+        algorithm: HashAlgorithm,
+    ) -> Result<Verified> {
+        let pw = password.expose_secret().as_bytes().to_vec();
+        let stored = stored.to_string();
+        self.run_in(place, move || verify_blocking(&pw, &stored, algorithm))
+            .await
+    }
+
     /// Spends the same work as a real verification, for unknown or locked accounts.
     pub async fn verify_dummy(&self, password: &SecretString) -> Result<()> {
+        let place = self.reserve().await?;
+        self.verify_dummy_in(place, password).await
+    }
+
+    /// [`verify_dummy`](Self::verify_dummy) in a place taken by [`reserve`](Self::reserve).
+    pub async fn verify_dummy_in(&self, place: HashPlace, password: &SecretString) -> Result<()> {
         let dummy = self.dummy_hash.to_string();
-        self.verify(password, &dummy, HashAlgorithm::Argon2id)
+        self.verify_in(place, password, &dummy, HashAlgorithm::Argon2id)
             .await
             .map(|_| ())
     }
@@ -539,6 +605,54 @@ mod tests {
         assert!(running.await.unwrap().is_ok());
         assert_eq!(hasher.queue_stats(), (0, 2));
         assert!(hasher.hash(&secret()).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reserved_place_counts_until_spent_or_dropped() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let (first, second) = (
+            hasher.reserve().await.unwrap(),
+            hasher.reserve().await.unwrap(),
+        );
+        assert_eq!(hasher.queue_stats(), (2, 2));
+        assert!(matches!(
+            hasher.reserve().await,
+            Err(CoreError::Busy { .. })
+        ));
+        assert!(matches!(
+            hasher.hash(&secret()).await,
+            Err(CoreError::Busy { .. })
+        ));
+        drop(first);
+        assert_eq!(hasher.queue_stats(), (1, 2));
+        let hash = hasher.hash(&secret()).await.unwrap();
+        let verified = hasher
+            .verify_in(second, &secret(), &hash, HashAlgorithm::Argon2id)
+            .await
+            .unwrap();
+        assert_eq!(verified, Verified::Yes);
+        assert_eq!(hasher.queue_stats(), (0, 2));
+        let place = hasher.reserve().await.unwrap();
+        hasher.verify_dummy_in(place, &secret()).await.unwrap();
+        assert_eq!(hasher.queue_stats(), (0, 2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_refusal_waits_the_refusal_delay_and_takes_no_place() {
+        let delay = Duration::from_millis(200);
+        let hasher = PasswordHasher::new(1, 0).unwrap().with_refusal_delay(delay);
+        let mut held = Vec::new();
+        for _ in 0..17 {
+            held.push(hasher.reserve().await.unwrap());
+        }
+        let started = Instant::now();
+        let refused = hasher.hash(&secret()).await;
+        let waited = started.elapsed();
+        assert!(matches!(refused, Err(CoreError::Busy { .. })));
+        assert!(waited >= delay, "answered after {waited:?}");
+        assert_eq!(hasher.queue_stats(), (17, 17));
+        drop(held);
+        assert_eq!(hasher.queue_stats(), (0, 17));
     }
 
     #[test]

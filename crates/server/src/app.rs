@@ -153,7 +153,8 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         0 => PasswordHasher::default_concurrency(),
         n => n,
     };
-    let hasher = PasswordHasher::new(concurrency, cfg.password.hash_queue)?;
+    let hasher = PasswordHasher::new(concurrency, cfg.password.hash_queue)?
+        .with_refusal_delay(Duration::from_millis(cfg.password.busy_delay_ms));
     let policy = session_policy(&cfg);
     let session_cache = Arc::new(SessionCache::new(
         secs_ms(cfg.session.cache_ttl_secs),

@@ -98,6 +98,10 @@ pub struct PasswordConfig {
     /// Calls allowed to wait for a hashing slot; beyond this the server answers 429 at
     /// once. 0 = 16 × hash_concurrency.
     pub hash_queue: usize,
+    /// How long that 429 waits before it is sent (milliseconds, at most 5000; 0 = at
+    /// once): a flood's connections then come back once per delay instead of as fast
+    /// as the server can refuse them.
+    pub busy_delay_ms: u64,
 }
 
 impl Default for PasswordConfig {
@@ -108,6 +112,7 @@ impl Default for PasswordConfig {
             min_strength: 3,
             hash_concurrency: 0,
             hash_queue: 0,
+            busy_delay_ms: 250,
         }
     }
 }
@@ -399,6 +404,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("password.min_strength", Kind::Int),
     ("password.hash_concurrency", Kind::Int),
     ("password.hash_queue", Kind::Int),
+    ("password.busy_delay_ms", Kind::Int),
     ("lockout.threshold", Kind::Int),
     ("lockout.base_secs", Kind::Int),
     ("lockout.max_secs", Kind::Int),
@@ -593,6 +599,9 @@ impl Config {
         let pw = &self.password;
         if pw.min_strength > 4 {
             p.push("password.min_strength: must be 0..=4".into());
+        }
+        if pw.busy_delay_ms > 5000 {
+            p.push("password.busy_delay_ms: at most 5000".into());
         }
         if pw.min_length < 8 || pw.max_length < pw.min_length || pw.max_length > 1024 {
             p.push("password: need 8 <= min_length <= max_length <= 1024".into());

@@ -1,6 +1,6 @@
 //! Hashing admission control: when every Argon2id slot and queue place is taken, logins
-//! are refused at once with 429 and `Retry-After`, nothing is counted against the
-//! account, and other endpoints stay responsive.
+//! are refused with 429 and `Retry-After` (at once, or after `password.busy_delay_ms`),
+//! nothing is counted against the account, and other endpoints stay responsive.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ async fn login_flood_is_refused_fast(db: Db) {
         &[
             ("AEGIS_PASSWORD_HASH_CONCURRENCY", "1"),
             ("AEGIS_PASSWORD_HASH_QUEUE", "1"),
+            ("AEGIS_PASSWORD_BUSY_DELAY_MS", "0"),
             // Only hashing admission may refuse here, not the rate limiter.
             ("AEGIS_RATE_LIMIT_ENABLED", "false"),
         ],
@@ -89,3 +90,62 @@ async fn login_flood_is_refused_fast(db: Db) {
     assert_eq!(s.login("", "erin@example.com", PASSWORD).await.status, 200);
 }
 both_backends!(login_flood_is_refused_fast);
+
+/// With the default refusal delay, a refused login is answered only after it, while the
+/// rest of the server answers at once meanwhile; the refusal itself is the same 429.
+async fn refusals_wait_the_busy_delay(db: Db) {
+    let s = Server::start(
+        db,
+        &[
+            ("AEGIS_PASSWORD_HASH_CONCURRENCY", "1"),
+            ("AEGIS_PASSWORD_HASH_QUEUE", "1"),
+            ("AEGIS_PASSWORD_BUSY_DELAY_MS", "400"),
+            ("AEGIS_RATE_LIMIT_ENABLED", "false"),
+        ],
+    )
+    .await;
+    s.register("", "erin@example.com").await;
+    let client = crate::harness::http_client().build().unwrap();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let client = client.clone();
+        let url = format!("{}/api/v1/login", s.base);
+        flood.spawn(async move {
+            let started = Instant::now();
+            let r = client
+                .post(url)
+                .json(&json!({"email": "erin@example.com", "password": "wrong password 1"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), started.elapsed())
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    assert_eq!(s.req("GET", "/healthz", None, &[]).await.status, 200);
+    let health_took = started.elapsed();
+    let (mut refused, mut checked) = (0, 0);
+    while let Some(r) = flood.join_next().await {
+        match r.unwrap() {
+            (429, took) => {
+                refused += 1;
+                assert!(took >= Duration::from_millis(400), "refused after {took:?}");
+            }
+            (401, _) => checked += 1,
+            (other, _) => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused >= 1, "{checked} checked, {refused} refused");
+    assert!(
+        health_took < Duration::from_millis(300),
+        "health check during the wait took {health_took:?}"
+    );
+    // Only the checked attempts count as failures.
+    assert_eq!(
+        s.db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'login.failure'")
+            .await,
+        checked
+    );
+}
+both_backends!(refusals_wait_the_busy_delay);
