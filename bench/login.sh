@@ -78,5 +78,5 @@ awk -v i50="$I50" -v i99="$I99" -v irps="$IRPS" -v ibad="$((IBAD + IERR))" \
   printf "%-26s %8.3f %8.3f %9.0f %8d\n", "idle", i50, i99, irps, ibad
   printf "%-26s %8.3f %8.3f %9.0f %8d\n", "during the login storm", s50, s99, srps, sbad
   printf "p99 storm / idle: %.2f (target < 10, and 0 errors)\n", s99 / i99
-  printf "the storm: %d login attempts, %.0f/s answered; %d refused at once by hashing admission (429) or failed\n", st, sr, sref
+  printf "the storm: %d login attempts, %.0f/s answered; %d refused by hashing admission (429, after password.busy_delay_ms) or failed\n", st, sr, sref
 }'

@@ -432,10 +432,8 @@ impl PasswordHasher {
         stored: &str,
         algorithm: HashAlgorithm,
     ) -> Result<Verified> {
-        let pw = password.expose_secret().as_bytes().to_vec();
-        let stored = stored.to_string();
-        self.run(move || verify_blocking(&pw, &stored, algorithm))
-            .await
+        let place = self.reserve().await?;
+        self.verify_in(place, password, stored, algorithm).await
     }
 
     /// [`verify`](Self::verify) in a place taken by [`reserve`](Self::reserve).
