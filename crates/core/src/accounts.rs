@@ -325,8 +325,9 @@ impl AccountService {
     ) -> Result<LoginOutcome> {
         // The hashing place first: when hashing is saturated, a login is refused before
         // it reads the database (and, with the hasher's refusal delay, a while later),
-        // so a flood of them leaves the database and the cores to everyone else. Every path below spends it on one verification, and the
-        // refusal is the same whether the account exists or not.
+        // so a flood of them leaves the database and the cores to everyone else. Every
+        // path below spends it on one verification, and the refusal is the same whether
+        // the account exists or not.
         let place = self.hasher.reserve().await?;
         let found = match normalize_email(email) {
             Ok(email) => {

@@ -95,8 +95,8 @@ pub struct PasswordConfig {
     pub min_strength: u8,
     /// Simultaneous Argon2id computations; 0 = number of cores (fewer if memory is short).
     pub hash_concurrency: usize,
-    /// Calls allowed to wait for a hashing slot; beyond this the server answers 429 at
-    /// once. 0 = 16 × hash_concurrency.
+    /// Calls allowed to wait for a hashing slot; beyond this the server answers 429.
+    /// 0 = 16 × hash_concurrency.
     pub hash_queue: usize,
     /// How long that 429 waits before it is sent (milliseconds, at most 5000; 0 = at
     /// once): a flood's connections then come back once per delay instead of as fast
