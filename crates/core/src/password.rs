@@ -369,8 +369,8 @@ impl PasswordHasher {
     }
 
     /// Takes a place for a later [`verify_in`](Self::verify_in) or
-    /// [`verify_dummy_in`](Self::verify_dummy_in), or refuses at once (`Busy`) when all
-    /// are taken.
+    /// [`verify_dummy_in`](Self::verify_dummy_in), or refuses (`Busy`, after the refusal
+    /// delay) when all are taken.
     pub async fn reserve(&self) -> Result<HashPlace> {
         match self.admit() {
             Ok(admission) => Ok(HashPlace(admission)),
