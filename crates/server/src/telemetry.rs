@@ -1,13 +1,12 @@
 //! Logging set-up: human-readable or JSON lines, level from config or `RUST_LOG`, and
 //! the request id on every line written while a request is handled.
 //!
-//! The request id travels as a task-local ([`with_request_id`]) rather than as a
-//! tracing span: the subscriber builds, formats and tears down a span eagerly for every
-//! request, which cost a tenth of a session check, while a task-local costs nothing
-//! until a line is actually written.
+//! The request id travels as a task-local, set around each poll of the request's
+//! handling ([`in_request`]), rather than as a tracing span: the subscriber builds,
+//! formats and tears down a span eagerly for every request, which cost a tenth of a
+//! session check, while a task-local costs nothing until a line is actually written.
 
 use std::fmt;
-use std::future::Future;
 use std::io::IsTerminal;
 
 use axum::http::HeaderValue;
@@ -24,11 +23,11 @@ tokio::task_local! {
     static REQUEST_ID: HeaderValue;
 }
 
-/// Runs `f` as the handling of request `id`: every line it logs names the id. Ids are
-/// checked by the HTTP frame (letters, digits, `-_.:`), so they need no quoting in text
-/// lines.
-pub fn with_request_id<F: Future>(id: HeaderValue, f: F) -> impl Future<Output = F::Output> {
-    REQUEST_ID.scope(id, f)
+/// Runs `f` (one poll of a request's handling, say) as part of request `id`: every
+/// line it logs names the id. Ids are checked by the HTTP frame (letters, digits,
+/// `-_.:`), so they need no quoting in text lines.
+pub fn in_request<R>(id: HeaderValue, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(id, f)
 }
 
 /// The id of the request the current task is handling, if any.
@@ -153,15 +152,12 @@ mod tests {
 
     /// Logs one line outside and one inside a request, under `subscriber`.
     fn log_both(subscriber: impl Subscriber + Send + Sync + 'static) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(answer = 42, "outside");
-            rt.block_on(with_request_id(HeaderValue::from_static("req-1"), async {
+            in_request(HeaderValue::from_static("req-1"), || {
                 tracing::warn!(answer = 43, "inside");
                 assert_eq!(request_id().as_deref(), Some("req-1"));
-            }));
+            });
             assert_eq!(request_id(), None);
         });
     }

@@ -4,15 +4,12 @@
 //! bodies stamped with the request id.
 
 use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
@@ -20,30 +17,31 @@ use tower::{Service, ServiceExt};
 
 use aegis_core::ratelimit::{Micros, now_micros};
 
-use super::answer_headers;
+use super::answer::Answer;
+use super::checks::IdentityCheck;
 use super::cors::Cors;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{CSRF_HEADER, RequestContext, bearer_token};
 use super::ratelimit::{self, Shown};
 use super::request_id::{X_REQUEST_ID, acceptable_request_id, new_request_id};
 use super::state::AppState;
 use super::tenant;
-use crate::telemetry;
 
 /// Admission, in order: the tenant (from a `/t/{slug}` prefix, else the `Host` header,
 /// else the default tenant; the prefix is stripped so routes are the same for every
 /// tenant), the rate limits (whose keys may name the tenant), then the origin check of
-/// unsafe methods; then the routes. The answer comes with the rate-limit decision to
+/// unsafe methods; then the identity checks (see `checks`) or the routes. The answer comes with the rate-limit decision to
 /// show in its headers, if a rule applied and admitted the request.
 /// `now` is when the request arrived (Unix microseconds), `peer` the connection's.
 async fn admit<S: Routes>(
-    state: &AppState,
+    state: AppState,
     mut req: Request,
     routes: S,
     now: Micros,
     peer: Option<SocketAddr>,
 ) -> (Response, Option<Shown>) {
     let now_ms = now / 1000;
+    let state = &state;
     match tenant::resolve(state, &mut req, now_ms).await {
         Ok(tenant) => req.extensions_mut().insert(RequestContext {
             peer,
@@ -61,6 +59,8 @@ async fn admit<S: Routes>(
         metrics::counter!("aegis_csrf_failures_total", "check" => "origin").increment(1);
         ApiError::Forbidden("cross-origin request refused: the Origin is not allowed".into())
             .into_response()
+    } else if let Some(check) = IdentityCheck::of(req.method(), req.uri().path()) {
+        check.answer(state, req).await
     } else {
         // `ready` and `call` rather than `oneshot`, which would keep the request in
         // this future beside the routes' own.
@@ -130,9 +130,9 @@ fn mark_request_sensitive(headers: &mut axum::http::HeaderMap) {
 /// request, the answer and every log line of the request, CORS (preflights answered
 /// here), the request timeout, admission (tenant, rate limits, origin check), then on
 /// the way out the rate-limit and CORS headers, the request id in error bodies and the
-/// security headers. Written as a plain service rather than the layers it replaces
-/// (or axum's `from_fn`): each layer cost every request a boxed future and a clone of
-/// the whole stack below it.
+/// security headers (the way out, and the timeout, are the [`Answer`]'s). Written as a
+/// plain service rather than the layers it replaces (or axum's `from_fn`): each layer
+/// cost every request a boxed future and a clone of the whole stack below it.
 #[derive(Clone)]
 pub struct Frame<S> {
     state: AppState,
@@ -195,81 +195,45 @@ impl<S: Routes> Service<IncomingStream<'_, TcpListener>> for PerConnection<S> {
 impl<S: Routes> Service<Request> for Frame<S> {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        Box::pin(frame(
-            self.state.clone(),
-            req,
-            self.routes.clone(),
-            self.peer,
-        ))
-    }
-}
-
-/// The frame's work for one request (see [`Frame`]). Never fails: every error is an
-/// answer.
-async fn frame<S: Routes>(
-    state: AppState,
-    mut req: Request,
-    routes: S,
-    peer: Option<SocketAddr>,
-) -> Result<Response, Infallible> {
-    mark_request_sensitive(req.headers_mut());
-    // One clock reading for the request id, the tenant cache and the rate limits.
-    let now = now_micros();
-    // Handlers read the id from the task (`telemetry::request_id`), not from the
-    // request, so a client's unusable id needs no rewriting there.
-    let request_id = match req.headers().get(X_REQUEST_ID) {
-        Some(id) if acceptable_request_id(id) => id.clone(),
-        _ => new_request_id(now / 1000),
-    };
-    let (mut resp, mut answer) = if Cors::is_preflight(req.method(), req.headers()) {
-        let mut answer = state.answer_headers.start(None);
-        state.cors.preflight(req.headers(), &mut answer);
-        (axum::http::StatusCode::OK.into_response(), answer)
-    } else {
+    /// The frame's work for one request, up to where it waits: the rest is the
+    /// [`Answer`]'s. Never fails: every error is an answer.
+    fn call(&mut self, mut req: Request) -> Answer {
+        mark_request_sensitive(req.headers_mut());
+        // One clock reading for the request id, the tenant cache and the rate limits.
+        let now = now_micros();
+        // Handlers read the id from the task (`telemetry::request_id`), not from the
+        // request, so a client's unusable id needs no rewriting there.
+        let request_id = match req.headers().get(X_REQUEST_ID) {
+            Some(id) if acceptable_request_id(id) => id.clone(),
+            _ => new_request_id(now / 1000),
+        };
+        let state = &self.state;
+        if Cors::is_preflight(req.method(), req.headers()) {
+            let mut resp = axum::http::StatusCode::OK.into_response();
+            let mut answer = state
+                .answer_headers
+                .assemble(None, request_id, HeaderMap::new());
+            state.cors.preflight(req.headers(), &mut answer);
+            *resp.headers_mut() = answer;
+            return Answer::ready(state.clone(), resp);
+        }
         let origin = match state.cors.enabled() {
             true => req.headers().get(header::ORIGIN).cloned(),
             false => None,
         };
-        let limit = Duration::from_secs(state.config.http.request_timeout_secs);
-        // Every log line of the request carries its id (see `telemetry`).
-        // Boxed: the admission future is large, and is moved into the task-local scope
-        // and then into the timeout; moving a pointer instead costs less than the
-        // allocation.
-        let admitted = Box::pin(admit(&state, req, routes, now, peer));
-        let handled = telemetry::with_request_id(request_id.clone(), admitted);
-        let (resp, shown) = match tokio::time::timeout(limit, handled).await {
-            Ok(answered) => answered,
-            Err(_) => (
-                axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
-                None,
-            ),
-        };
-        let limits = shown.and_then(|s| s.headers(&state));
-        let mut answer = state.answer_headers.start(limits.as_ref().map(|h| h.rule));
-        if let Some(h) = limits {
-            h.apply_changing(&mut answer);
-        }
-        state.cors.decorate(origin.as_ref(), &mut answer);
-        (resp, answer)
-    };
-    if let Some(mut body) = resp.extensions_mut().remove::<ErrorBody>() {
-        body.request_id = request_id.to_str().ok().map(str::to_string);
-        if let Ok(bytes) = serde_json::to_vec(&body) {
-            resp.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            *resp.body_mut() = Body::from(bytes);
-        }
+        let handling = Box::pin(admit(
+            state.clone(),
+            req,
+            self.routes.clone(),
+            now,
+            self.peer,
+        ));
+        Answer::new(state.clone(), handling, request_id, origin)
     }
-    answer.insert(X_REQUEST_ID, request_id);
-    let handler = std::mem::take(resp.headers_mut());
-    answer_headers::merge(&mut answer, handler);
-    *resp.headers_mut() = answer;
-    Ok(resp)
 }

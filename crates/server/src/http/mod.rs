@@ -1,6 +1,8 @@
 //! The HTTP server: routes wrapped in the middleware stack.
 
+pub mod answer;
 pub mod answer_headers;
+pub mod checks;
 pub mod client_ip;
 pub mod cookie;
 pub mod cors;

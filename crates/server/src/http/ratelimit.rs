@@ -148,13 +148,14 @@ fn secs_ceil(us: i64) -> u64 {
 }
 
 /// The rate-limit headers of one answer that change from answer to answer, built
-/// before the request goes on and added to whatever the answer turns out to be; the
-/// rule's constant ones (`RateLimit-Policy`, `X-RateLimit-Limit`) come with the answer
-/// template (see `AnswerHeaders::start`).
+/// from the decision the request was admitted with; the rule's constant ones
+/// (`RateLimit-Policy`, `X-RateLimit-Limit`) come with the answer template (see
+/// `AnswerHeaders`), which has a place for each of these (see [`slot_names`]).
 pub struct LimitHeaders {
     /// The rule shown (`Rule::index`).
     pub rule: usize,
-    /// `RateLimit`; absent for a rule whose name cannot appear in a header.
+    /// `RateLimit`: present exactly when the rule has a `RateLimit-Policy` (a rule
+    /// whose name cannot appear in a header has neither).
     current: Option<HeaderValue>,
     remaining: HeaderValue,
     reset: HeaderValue,
@@ -177,7 +178,9 @@ impl LimitHeaders {
     /// The headers for `decision` under `rule`. Runs for every limited request: the
     /// three values share one buffer, `"name";r=R;t=T`: the `RateLimit` value is all
     /// of it, `X-RateLimit-Remaining` and `X-RateLimit-Reset` are slices of it.
-    fn new(rule: &Rule, decision: &Decision) -> Self {
+    /// `None` only if a `RateLimit` value cannot be made for a rule that has a policy
+    /// header (its name is header-safe, so it can).
+    pub fn new(rule: &Rule, decision: &Decision) -> Option<Self> {
         let reset = secs_ceil(decision.reset_us);
         let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
         let (r, t) = (r.format(decision.remaining), t.format(reset));
@@ -197,31 +200,37 @@ impl LimitHeaders {
             Bytes::from(parts.concat())
         };
         let value = |range| HeaderValue::from_maybe_shared(text.slice(range)).ok();
-        LimitHeaders {
+        let current = match rule.policy_header {
+            Some(_) => Some(value(0..len)?),
+            None => None,
+        };
+        Some(LimitHeaders {
             rule: rule.index,
-            current: rule.policy_header.as_ref().and_then(|_| value(0..len)),
+            current,
             remaining: value(remaining_at).unwrap_or_else(|| decision.remaining.into()),
             reset: value(reset_at).unwrap_or_else(|| reset.into()),
-        }
+        })
+    }
+
+    /// The values `RateLimit` (present exactly when the rule has a policy header),
+    /// `X-RateLimit-Remaining` and `X-RateLimit-Reset`: the order of [`slot_names`].
+    pub fn into_values(self) -> (Option<HeaderValue>, HeaderValue, HeaderValue) {
+        (self.current, self.remaining, self.reset)
     }
 
     /// Adds all the headers of `rule` (whose decision these are) to an answer.
     pub fn apply(self, rule: &Rule, headers: &mut HeaderMap) {
-        if let Some(policy) = &rule.policy_header {
-            headers.insert(RATELIMIT_POLICY, policy.clone());
+        for (name, value) in constant_headers(rule) {
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
         }
-        headers.insert(X_RATELIMIT_LIMIT, rule.limit_header.clone());
-        self.apply_changing(headers);
-    }
-
-    /// Adds the headers that change from answer to answer, to one that has the rule's
-    /// constant ones already.
-    pub fn apply_changing(self, headers: &mut HeaderMap) {
-        if let Some(current) = self.current {
+        let (current, remaining, reset) = self.into_values();
+        if let Some(current) = current {
             headers.insert(RATELIMIT, current);
         }
-        headers.insert(X_RATELIMIT_REMAINING, self.remaining);
-        headers.insert(X_RATELIMIT_RESET, self.reset);
+        headers.insert(X_RATELIMIT_REMAINING, remaining);
+        headers.insert(X_RATELIMIT_RESET, reset);
     }
 }
 
@@ -231,6 +240,16 @@ pub fn constant_headers(rule: &Rule) -> [(HeaderName, Option<HeaderValue>); 2] {
         (RATELIMIT_POLICY, rule.policy_header.clone()),
         (X_RATELIMIT_LIMIT, Some(rule.limit_header.clone())),
     ]
+}
+
+/// The names of `rule`'s headers that change from answer to answer, in the order
+/// [`LimitHeaders::into_values`] gives their values.
+pub fn slot_names(rule: &Rule) -> Vec<HeaderName> {
+    let current = rule.policy_header.as_ref().map(|_| RATELIMIT);
+    current
+        .into_iter()
+        .chain([X_RATELIMIT_REMAINING, X_RATELIMIT_RESET])
+        .collect()
 }
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -256,7 +275,7 @@ impl Shown {
     /// The answer's rate-limit headers.
     pub fn headers(&self, state: &AppState) -> Option<LimitHeaders> {
         let rule = state.limiter.as_deref()?.policy.rules().get(self.rule)?;
-        Some(LimitHeaders::new(rule, &self.decision))
+        LimitHeaders::new(rule, &self.decision)
     }
 }
 
@@ -446,7 +465,9 @@ async fn refuse(
     }
     let retry_after_secs = secs_ceil(decision.retry_after_us).max(1);
     let mut resp = ApiError::TooManyRequests { retry_after_secs }.into_response();
-    LimitHeaders::new(rule, decision).apply(rule, resp.headers_mut());
+    if let Some(limits) = LimitHeaders::new(rule, decision) {
+        limits.apply(rule, resp.headers_mut());
+    }
     resp
 }
 
@@ -497,7 +518,9 @@ mod tests {
             retry_after_us: 0,
         };
         let mut h = HeaderMap::new();
-        LimitHeaders::new(rule, &decision).apply(rule, &mut h);
+        LimitHeaders::new(rule, &decision)
+            .unwrap()
+            .apply(rule, &mut h);
         assert_eq!(h["ratelimit"], "\"default\";r=117;t=2");
         assert_eq!(h["x-ratelimit-remaining"], "117");
         assert_eq!(h["x-ratelimit-reset"], "2");
@@ -512,7 +535,9 @@ mod tests {
         let policy = Policy::from_config(&cfg);
         let rule = policy.rules().iter().find(|r| *r.name == *long).unwrap();
         let mut h = HeaderMap::new();
-        LimitHeaders::new(rule, &decision).apply(rule, &mut h);
+        LimitHeaders::new(rule, &decision)
+            .unwrap()
+            .apply(rule, &mut h);
         assert_eq!(h["ratelimit"], format!("\"{long}\";r=117;t=2").as_str());
         assert_eq!(h["x-ratelimit-remaining"], "117");
         assert_eq!(h["x-ratelimit-reset"], "2");

@@ -1,6 +1,6 @@
 //! Request ids: the client's `X-Request-Id` when it is plain, else a fresh UUIDv7. The
 //! frame puts the id on the answer, in error bodies and on every log line of the
-//! request (`telemetry::with_request_id`).
+//! request (`telemetry::in_request`).
 
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue};

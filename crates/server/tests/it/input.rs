@@ -78,7 +78,8 @@ async fn bad_input_is_refused_cleanly(db: Db) {
         s.req("GET", "/api/v1/nothing-here", None, &[]).await.status,
         404
     );
-    assert_eq!(s.req("PUT", "/api/v1/login", None, &[]).await.status, 405);
+    let not_allowed = s.req("PUT", "/api/v1/login", None, &[]).await;
+    assert_eq!(not_allowed.status, 405);
 
     assert_eq!(s.db.scalar_i64("SELECT COUNT(*) FROM users").await, 0);
     assert_eq!(
@@ -90,18 +91,43 @@ async fn bad_input_is_refused_cleanly(db: Db) {
     assert_eq!(s.req("GET", "/healthz", None, &[]).await.status, 200);
     let ready = s.req("GET", "/readyz", None, &[]).await;
     assert_eq!(ready.status, 200);
-    for h in [
-        "x-content-type-options",
-        "referrer-policy",
-        "content-security-policy",
-        "x-request-id",
+    // A JSON answer carries the headers OWASP names for API responses; any other
+    // answer (here one with an `Allow` header) also those meant for documents.
+    for (h, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("cache-control", "no-store"),
+        ("content-type", "application/json"),
     ] {
-        assert!(ready.header(h).is_some(), "missing {h}");
+        assert_eq!(ready.header(h).as_deref(), Some(value), "{h}");
+    }
+    assert!(ready.header("x-request-id").is_some());
+    assert!(ready.header("referrer-policy").is_none());
+    for (h, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        assert_eq!(not_allowed.header(h).as_deref(), Some(value), "{h}");
     }
     assert!(
-        ready.header("strict-transport-security").is_none(),
-        "no HSTS in development"
+        not_allowed
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.contains("form-action 'self'"))
     );
+    assert!(not_allowed.header("x-request-id").is_some());
+    for answer in [&ready, &not_allowed] {
+        assert!(
+            answer.header("strict-transport-security").is_none(),
+            "no HSTS in development"
+        );
+    }
 }
 both_backends!(bad_input_is_refused_cleanly);
 

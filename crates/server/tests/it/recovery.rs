@@ -3,7 +3,7 @@
 //! by mail, only the newest code works and only once, and using it sets the password and
 //! ends every session. Without SMTP, development mail lands in a folder.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +12,23 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::harness::{Db, PASSWORD, Server, cookie};
+
+/// An aiosmtpd server on a free loopback port, which it prints, storing each message in
+/// the maildir named by its argument.
+const SINK: &str = r#"
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.handlers import Mailbox
+
+async def main():
+    handler = Mailbox(sys.argv[1])
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
 
 /// An SMTP sink writing each message into a maildir.
 struct SmtpSink {
@@ -34,25 +51,23 @@ impl SmtpSink {
             eprintln!("SKIPPED: recovery::{test} (python3 with aiosmtpd not available)");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // The sink binds a free port itself and prints it: choosing a port here and
+        // handing it over would leave a moment in which a test running beside this one
+        // could take the same port, and both would then read one sink's mail.
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        let mut child = Command::new("python3")
+            .args(["-c", SINK])
             .arg(dir.path().join("box"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m aiosmtpd");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .expect("python3 with aiosmtpd");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the sink's standard output");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the sink's port");
+        let port: u16 = line.trim().parse().expect("aiosmtpd did not start");
         Some(SmtpSink { port, dir, child })
     }
 

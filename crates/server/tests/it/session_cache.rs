@@ -263,3 +263,49 @@ async fn forward_auth_check(db: Db) {
     assert_eq!(r.status, 401);
 }
 both_backends!(forward_auth_check);
+
+/// The identity checks are answered by the frame itself, as the routes would: `HEAD`
+/// gets the headers of `GET` without the body, other methods get 405 with `Allow`, and
+/// the answers pass admission (rate-limit headers) and carry the API headers.
+async fn identity_checks_answer_like_routes(db: Db) {
+    // The default rules, which limit every route by IP, on.
+    let s = Server::start(db, &[("AEGIS_RATE_LIMIT_ENABLED", "true")]).await;
+    let (token, csrf) = s.signed_in("heads@example.com").await;
+    let c = cookie(&token);
+    let get = s
+        .req("GET", "/api/v1/session", None, &[("cookie", &c)])
+        .await;
+    assert_eq!(get.status, 200, "{}", get.text);
+    assert_eq!(get.json()["user"]["email"], "heads@example.com");
+    assert_eq!(
+        get.header("content-length"),
+        Some(get.text.len().to_string())
+    );
+    assert_eq!(
+        get.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert!(get.header("ratelimit").is_some() && get.header("x-ratelimit-remaining").is_some());
+    assert!(get.header("x-request-id").is_some());
+    let head = s
+        .req("HEAD", "/api/v1/session", None, &[("cookie", &c)])
+        .await;
+    assert_eq!(head.status, 200);
+    assert!(head.text.is_empty());
+    assert_eq!(head.header("content-length"), get.header("content-length"));
+    assert_eq!(head.header("content-type"), get.header("content-type"));
+
+    let h = auth(&token, &csrf);
+    for path in ["/api/v1/session", "/api/v1/forward-auth"] {
+        for method in ["POST", "DELETE"] {
+            let r = s.req(method, path, None, &pairs(&h)).await;
+            assert_eq!(r.status, 405, "{method} {path}: {}", r.text);
+            let allow = r.header("allow").unwrap_or_default();
+            assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+        }
+    }
+    let anonymous = s.req("HEAD", "/api/v1/session", None, &[]).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.header("www-authenticate").is_some());
+}
+both_backends!(identity_checks_answer_like_routes);

@@ -240,7 +240,8 @@ fn push_uuid(out: &mut Vec<u8>, id: &uuid::Uuid) {
 
 impl IntoResponse for SessionAnswer {
     /// The body is rendered once per cached identity and shared by every answer after
-    /// that (see `Rendered`), with its one header.
+    /// that (see `Rendered`), with its type and length (the frame's JSON shape, see
+    /// `AnswerHeaders`).
     fn into_response(self) -> Response {
         let rendered = self
             .who
@@ -248,11 +249,15 @@ impl IntoResponse for SessionAnswer {
             .get_or_render(|| self.render().map(Bytes::from_owner));
         match rendered {
             Ok(body) => {
+                let length = HeaderValue::from(body.len());
                 let mut resp = Response::new(Body::from(body));
-                resp.headers_mut().insert(
+                let headers = resp.headers_mut();
+                headers.reserve(2);
+                headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
+                headers.insert(header::CONTENT_LENGTH, length);
                 resp
             }
             Err(e) => ApiError::Internal(format!("serialising the session: {e}")).into_response(),
