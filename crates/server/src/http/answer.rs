@@ -106,25 +106,82 @@ impl Future for Answer {
             // Polled after completion: hyper never does; answer something valid.
             return Poll::Ready(Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
         };
-        let polled = telemetry::in_request(this.request_id.clone(), || handling.as_mut().poll(cx));
-        if let Poll::Ready((resp, shown)) = polled {
-            this.handling = None;
-            return Poll::Ready(Ok(this.finish(resp, shown)));
-        }
+        let id = &this.request_id;
         let limit = Duration::from_secs(this.state.config.http.request_timeout_secs);
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match deadline.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
+        let polled = poll_within(&mut this.deadline, limit, cx, |cx| {
+            telemetry::in_request(id.clone(), || handling.as_mut().poll(cx))
+        });
+        let (resp, shown) = match polled {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(answered)) => {
+                this.handling = None;
+                answered
+            }
+            Poll::Ready(None) => {
                 // Dropped with the request id in scope, like the polls: whatever its
                 // destructors log is logged as this request's.
                 let abandoned = this.handling.take();
                 telemetry::in_request(this.request_id.clone(), || drop(abandoned));
-                let timed_out = StatusCode::REQUEST_TIMEOUT.into_response();
-                Poll::Ready(Ok(this.finish(timed_out, None)))
+                (StatusCode::REQUEST_TIMEOUT.into_response(), None)
             }
-        }
+        };
+        Poll::Ready(Ok(this.finish(resp, shown)))
+    }
+}
+
+/// Polls some work (`poll_work`) and, once it has waited, a timer of `limit` started
+/// when it first did (kept in `timer`): `Ready(None)` when the time ran out first.
+fn poll_within<T>(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    limit: Duration,
+    cx: &mut Context<'_>,
+    poll_work: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<Option<T>> {
+    if let Poll::Ready(done) = poll_work(cx) {
+        return Poll::Ready(Some(done));
+    }
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+    timer.as_mut().poll(cx).map(|()| None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use std::time::Instant;
+
+    /// Polls `work` within `limit` to the end; whether it finished, and whether the
+    /// timer was ever started.
+    async fn run<F: Future<Output = ()>>(work: F, limit: Duration) -> (bool, bool) {
+        let mut work = Box::pin(work);
+        let mut timer = None;
+        let finished =
+            poll_fn(|cx| poll_within(&mut timer, limit, cx, |cx| work.as_mut().poll(cx)))
+                .await
+                .is_some();
+        (finished, timer.is_some())
+    }
+
+    #[tokio::test]
+    async fn work_done_at_once_never_starts_the_timer() {
+        assert_eq!(run(async {}, Duration::from_millis(1)).await, (true, false));
+    }
+
+    #[tokio::test]
+    async fn waiting_work_finishes_within_its_time() {
+        let work = tokio::time::sleep(Duration::from_millis(20));
+        assert_eq!(run(work, Duration::from_secs(5)).await, (true, true));
+    }
+
+    #[tokio::test]
+    async fn work_that_waits_too_long_is_given_up() {
+        let started = Instant::now();
+        let work = std::future::pending::<()>();
+        assert_eq!(run(work, Duration::from_millis(50)).await, (false, true));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(50) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
     }
 }
