@@ -67,6 +67,9 @@ pub struct RuleConfig {
     /// `"METHOD /path"`, `"/path"` (any method), a trailing `*` matches a prefix, `"*"`
     /// matches every request.
     pub routes: Vec<String>,
+    /// Routes (same patterns) the rule leaves alone although `routes` names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
     pub key: KeyKind,
     /// Requests per `period_secs`.
     pub limit: u32,
@@ -116,6 +119,7 @@ impl Default for RateLimitConfig {
 fn rule(routes: &[&str], key: KeyKind, limit: u32, period_secs: u64) -> RuleConfig {
     RuleConfig {
         routes: routes.iter().map(|r| r.to_string()).collect(),
+        except: Vec::new(),
         key,
         limit,
         period_secs,
@@ -124,12 +128,26 @@ fn rule(routes: &[&str], key: KeyKind, limit: u32, period_secs: u64) -> RuleConf
     }
 }
 
-/// The built-in rules: 120/min per IP everywhere, and the tighter limits of the
-/// authentication routes (S0.6, S2.5, S3.11).
+/// The identity checks, which the default rule leaves alone: a reverse proxy asks
+/// forward-auth before every request it passes on (every asset of every page), all
+/// from its own address unless it is a trusted proxy, and an app may ask who is
+/// calling as often; 120 a minute per IP would turn them away within seconds. A warm
+/// check costs a cache lookup, and guessing a 256-bit token is hopeless, so like
+/// oauth2-proxy's and Authelia's checks they are unlimited unless configured.
+pub const IDENTITY_CHECKS: [&str; 2] = ["/api/v1/session", "/api/v1/forward-auth"];
+
+/// The built-in rules: 120/min per IP everywhere but the identity checks, and the
+/// tighter limits of the authentication routes (S0.6, S2.5, S3.11).
 pub fn builtin_rules() -> BTreeMap<String, RuleConfig> {
     const LOGIN: &[&str] = &["POST /api/v1/login"];
     BTreeMap::from([
-        ("default".into(), rule(&["*"], KeyKind::Ip, 120, 60)),
+        (
+            "default".into(),
+            RuleConfig {
+                except: IDENTITY_CHECKS.iter().map(|r| r.to_string()).collect(),
+                ..rule(&["*"], KeyKind::Ip, 120, 60)
+            },
+        ),
         ("login-ip".into(), rule(LOGIN, KeyKind::Ip, 5, 60)),
         ("login-ip-15m".into(), rule(LOGIN, KeyKind::Ip, 5, 900)),
         (
@@ -255,7 +273,7 @@ impl RateLimitConfig {
                     "{at}: routes must name at least one route (\"*\" for all)"
                 ));
             }
-            for route in &r.routes {
+            for route in r.routes.iter().chain(&r.except) {
                 if let Err(why) = super::policy::RoutePattern::parse(route) {
                     p.push(format!("{at}: route '{route}': {why}"));
                 }

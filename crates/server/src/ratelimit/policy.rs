@@ -70,6 +70,8 @@ pub struct Rule {
     pub quota: Quota,
     pub period_secs: u64,
     routes: Vec<RoutePattern>,
+    /// Routes left alone although `routes` names them.
+    except: Vec<RoutePattern>,
     /// `RateLimit-Policy` and `X-RateLimit-Limit` never change: built once, not per
     /// response.
     /// (`None` when the rule's name cannot appear in a header.)
@@ -78,6 +80,13 @@ pub struct Rule {
     /// Position in the policy's evaluation order: identifies the rule in tables built
     /// from the policy (the answer header templates).
     pub index: usize,
+}
+
+fn patterns(routes: &[String]) -> Vec<RoutePattern> {
+    routes
+        .iter()
+        .filter_map(|p| RoutePattern::parse(p).ok())
+        .collect()
 }
 
 /// Every enabled rule, ordered for evaluation (IP rules first, account rules last).
@@ -108,11 +117,8 @@ impl Policy {
                 },
                 period_secs: r.period_secs,
                 index: 0,
-                routes: r
-                    .routes
-                    .iter()
-                    .filter_map(|p| RoutePattern::parse(p).ok())
-                    .collect(),
+                routes: patterns(&r.routes),
+                except: patterns(&r.except),
             })
             .collect();
         rules.sort_by(|a, b| {
@@ -131,9 +137,10 @@ impl Policy {
         method: &Method,
         path: &str,
     ) -> impl Iterator<Item = &'r Rule> + Clone {
-        self.rules
-            .iter()
-            .filter(move |r| r.routes.iter().any(|p| p.matches(method, path)))
+        self.rules.iter().filter(move |r| {
+            r.routes.iter().any(|p| p.matches(method, path))
+                && !r.except.iter().any(|p| p.matches(method, path))
+        })
     }
 
     /// Every rule, in evaluation order (`rules()[r.index]` is `r`).
@@ -186,6 +193,40 @@ mod tests {
         );
         // Every route is covered by at least the default rule.
         assert_eq!(policy.matching(&Method::GET, "/healthz").count(), 1);
+    }
+
+    #[test]
+    fn the_default_rule_leaves_the_identity_checks_alone() {
+        let policy = Policy::from_config(&RateLimitConfig::default());
+        for path in ["/api/v1/session", "/api/v1/forward-auth"] {
+            for method in [Method::GET, Method::HEAD, Method::POST] {
+                assert_eq!(policy.matching(&method, path).count(), 0, "{method} {path}");
+            }
+        }
+        for path in ["/api/v1/sessions", "/api/v1/session/x", "/api/v1/csrf"] {
+            let names: Vec<&str> = policy
+                .matching(&Method::GET, path)
+                .map(|r| &*r.name)
+                .collect();
+            assert_eq!(names, ["default"], "{path}");
+        }
+        // An exception of a configured rule, and a bad one reported.
+        let mut cfg = RateLimitConfig::default();
+        let mut rule = super::super::config::builtin_rules()["admin-session"].clone();
+        rule.except = vec!["GET /api/v1/audit".into()];
+        cfg.rules.insert("admin-session".into(), rule.clone());
+        let policy = Policy::from_config(&cfg);
+        let admin =
+            |m: &Method, p: &str| policy.matching(m, p).any(|r| &*r.name == "admin-session");
+        assert!(!admin(&Method::GET, "/api/v1/audit"));
+        assert!(admin(&Method::POST, "/api/v1/audit"));
+        assert!(admin(&Method::GET, "/api/v1/admin/users"));
+        rule.except = vec!["api/v1/audit".into()];
+        cfg.rules.insert("admin-session".into(), rule);
+        assert_eq!(
+            cfg.problems(),
+            ["rate_limit.rules.admin-session: route 'api/v1/audit': paths start with '/'"]
+        );
     }
 
     #[test]

@@ -529,7 +529,7 @@ async fn redis_outage_follows_the_failure_mode() {
     assert_eq!(get(&open, "/readyz", &[]).await.status, 200);
 
     redis.stop();
-    let down = get(&closed, "/api/v1/session", &[]).await;
+    let down = get(&closed, "/api/v1/sessions", &[]).await;
     assert_eq!(down.status, 503, "{}", down.text);
     assert_eq!(down.json()["error"], "unavailable");
     assert_eq!(down.header("retry-after").as_deref(), Some("1"));
@@ -546,7 +546,7 @@ async fn redis_outage_follows_the_failure_mode() {
     // Redis back on the same port: both recover without a restart.
     let _redis = OwnRedis::start(Some(redis.port)).expect("restart redis");
     assert!(
-        eventually(&closed, "/api/v1/session", 401).await,
+        eventually(&closed, "/api/v1/sessions", 401).await,
         "fail_closed recovers"
     );
     assert!(
