@@ -242,7 +242,7 @@ fn fill(
 /// `answer` has under it (a page with its own `Content-Security-Policy` keeps it),
 /// except `Vary`, whose values add up. `Set-Cookie` values are marked sensitive on the
 /// way, so debug output of the answer never shows a session token.
-pub fn merge(answer: &mut HeaderMap, handler: HeaderMap) {
+fn merge(answer: &mut HeaderMap, handler: HeaderMap) {
     // The map yields a name with its first value and `None` with each further one.
     let mut current: Option<HeaderName> = None;
     for (name, mut value) in handler {

@@ -30,8 +30,9 @@ use super::tenant;
 /// Admission, in order: the tenant (from a `/t/{slug}` prefix, else the `Host` header,
 /// else the default tenant; the prefix is stripped so routes are the same for every
 /// tenant), the rate limits (whose keys may name the tenant), then the origin check of
-/// unsafe methods; then the identity checks (see `checks`) or the routes. The answer comes with the rate-limit decision to
-/// show in its headers, if a rule applied and admitted the request.
+/// unsafe methods; then the identity checks (see `checks`) or the routes. The answer
+/// comes with the rate-limit decision to show in its headers, if a rule applied and
+/// admitted the request.
 /// `now` is when the request arrived (Unix microseconds), `peer` the connection's.
 async fn admit<S: Routes>(
     state: AppState,
