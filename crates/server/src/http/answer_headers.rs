@@ -166,27 +166,15 @@ impl AnswerHeaders {
             Some((Some(shapes), limits)) => (shapes, Some(limits)),
             _ => (&self.base, None),
         };
-        match json_length(&handler) {
-            Some(length) => {
-                let template = &shapes.json;
-                let mut answer = template.map.clone();
-                fill(
-                    &mut answer,
-                    template.constants,
-                    limits,
-                    request_id,
-                    Some(length),
-                );
-                answer
-            }
-            None => {
-                let template = &shapes.other;
-                let mut answer = template.map.clone();
-                fill(&mut answer, template.constants, limits, request_id, None);
-                merge(&mut answer, handler);
-                answer
-            }
+        let length = json_length(&handler);
+        let json = length.is_some();
+        let template = if json { &shapes.json } else { &shapes.other };
+        let mut answer = template.map.clone();
+        fill(&mut answer, template.constants, limits, request_id, length);
+        if !json {
+            merge(&mut answer, handler);
         }
+        answer
     }
 }
 

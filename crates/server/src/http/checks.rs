@@ -30,17 +30,24 @@ pub enum IdentityCheck {
 }
 
 impl IdentityCheck {
+    pub const ALL: [IdentityCheck; 2] = [IdentityCheck::Session, IdentityCheck::ForwardAuth];
+
+    /// The check's path (in the route table and the default rate-limit rule's
+    /// exceptions too).
+    pub const fn path(self) -> &'static str {
+        match self {
+            IdentityCheck::Session => "/api/v1/session",
+            IdentityCheck::ForwardAuth => "/api/v1/forward-auth",
+        }
+    }
+
     /// The check a request asks for, if it is one (after any `/t/{slug}` prefix was
     /// stripped).
     pub fn of(method: &Method, path: &str) -> Option<IdentityCheck> {
         if *method != Method::GET && *method != Method::HEAD {
             return None;
         }
-        match path {
-            "/api/v1/session" => Some(IdentityCheck::Session),
-            "/api/v1/forward-auth" => Some(IdentityCheck::ForwardAuth),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|c| c.path() == path)
     }
 
     /// The answer, as the routed handler gives it.

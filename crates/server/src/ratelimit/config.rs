@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::checks::IdentityCheck;
+
 /// What a rule counts requests by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,13 +130,18 @@ fn rule(routes: &[&str], key: KeyKind, limit: u32, period_secs: u64) -> RuleConf
     }
 }
 
-/// The identity checks, which the default rule leaves alone: a reverse proxy asks
+/// The paths of the identity checks, which the default rule leaves alone: a reverse proxy asks
 /// forward-auth before every request it passes on (every asset of every page), all
 /// from its own address unless it is a trusted proxy, and an app may ask who is
 /// calling as often; 120 a minute per IP would turn them away within seconds. A warm
 /// check costs a cache lookup, and guessing a 256-bit token is hopeless, so like
 /// oauth2-proxy's and Authelia's checks they are unlimited unless configured.
-pub const IDENTITY_CHECKS: [&str; 2] = ["/api/v1/session", "/api/v1/forward-auth"];
+fn identity_check_paths() -> Vec<String> {
+    IdentityCheck::ALL
+        .iter()
+        .map(|c| c.path().to_string())
+        .collect()
+}
 
 /// The built-in rules: 120/min per IP everywhere but the identity checks, and the
 /// tighter limits of the authentication routes (S0.6, S2.5, S3.11).
@@ -144,7 +151,7 @@ pub fn builtin_rules() -> BTreeMap<String, RuleConfig> {
         (
             "default".into(),
             RuleConfig {
-                except: IDENTITY_CHECKS.iter().map(|r| r.to_string()).collect(),
+                except: identity_check_paths(),
                 ..rule(&["*"], KeyKind::Ip, 120, 60)
             },
         ),

@@ -12,6 +12,7 @@ pub mod sessions;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 
+use super::checks::IdentityCheck;
 use super::error::ApiError;
 use super::state::AppState;
 
@@ -48,8 +49,9 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/oidc/providers/{name}",
             put(oidc::admin_put).delete(oidc::admin_delete),
         )
-        .route("/api/v1/session", get(auth::session))
-        .route("/api/v1/forward-auth", get(forward_auth::check))
+        // GET and HEAD of these two are answered by the frame (see `checks`).
+        .route(IdentityCheck::Session.path(), get(auth::session))
+        .route(IdentityCheck::ForwardAuth.path(), get(forward_auth::check))
         .route("/api/v1/csrf", get(auth::csrf))
         .route("/api/v1/password", post(auth::change_password))
         .route(
